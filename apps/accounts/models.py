@@ -1,0 +1,108 @@
+"""Users (staff and consumers) and consumers' real-name identity."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from apps.common.fields import BlindIndexField, EncryptedTextField
+from apps.common.masking import mask_id_number, mask_name, mask_phone
+from apps.common.models import TimeStampedModel
+
+from .choices import ConsumerStatus, VerificationStatus
+
+
+class User(AbstractUser):
+    """Every login: task-force staff (`is_staff`) and consumers (with a `Consumer` profile).
+
+    Custom from day one so that identity fields can grow without a painful swap later.
+    """
+
+    password_changed_at = models.DateTimeField(_("password changed at"), null=True, blank=True)
+
+    class Meta(AbstractUser.Meta):
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
+        swappable = "AUTH_USER_MODEL"
+
+
+class Consumer(TimeStampedModel):
+    """A participating consumer and their real-name identity.
+
+    Invariants: `public_id` is random and never reused (it is the draws' `holder_public_id`);
+    name, ID number and phone exist only as ciphertext bound to this row; one real identity
+    (ID number) and one phone belong to at most one consumer, enforced by unique blind indexes.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="consumer",
+        verbose_name=_("user account"),
+    )
+    public_id = models.UUIDField(
+        _("public ID"), default=uuid.uuid4, unique=True, editable=False
+    )
+    real_name = EncryptedTextField(_("real name"), blank=True, default="")
+    real_name_index = BlindIndexField(source="real_name", purpose="name", db_index=True)
+    id_number = EncryptedTextField(_("resident ID number"), blank=True, default="")
+    id_number_index = BlindIndexField(source="id_number", purpose="resident_id", unique=True)
+    phone = EncryptedTextField(_("mobile phone"), blank=True, default="")
+    phone_index = BlindIndexField(source="phone", purpose="phone", unique=True)
+    verification_status = models.CharField(
+        _("real-name verification"),
+        max_length=16,
+        choices=VerificationStatus.choices,
+        default=VerificationStatus.UNVERIFIED,
+        db_index=True,
+    )
+    verified_at = models.DateTimeField(_("verified at"), null=True, blank=True)
+    status = models.CharField(
+        _("status"),
+        max_length=16,
+        choices=ConsumerStatus.choices,
+        default=ConsumerStatus.ACTIVE,
+        db_index=True,
+    )
+
+    class Meta:
+        verbose_name = _("consumer")
+        verbose_name_plural = _("consumers")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(verification_status__in=VerificationStatus.values),
+                name="consumer_verification_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=ConsumerStatus.values),
+                name="consumer_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(verification_status=VerificationStatus.VERIFIED)
+                | (models.Q(id_number_index__isnull=False) & models.Q(verified_at__isnull=False)),
+                name="consumer_verified_has_identity",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.masked_name or '-'} ({str(self.public_id)[:8]})"
+
+    @property
+    def masked_name(self) -> str:
+        return mask_name(self.real_name)
+
+    @property
+    def masked_id_number(self) -> str:
+        return mask_id_number(self.id_number)
+
+    @property
+    def masked_phone(self) -> str:
+        return mask_phone(self.phone)
+
+    @property
+    def is_verified(self) -> bool:
+        return self.verification_status == VerificationStatus.VERIFIED

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class PrizesConfig(AppConfig):
+    name = "apps.prizes"
+    label = "prizes"
+    verbose_name = _("Prizes and payouts")

@@ -1,0 +1,1 @@
+"""factory-boy factories for the core model; every generated identifier is valid."""
