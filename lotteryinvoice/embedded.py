@@ -11,6 +11,7 @@ Production never reads this file: settings refuse to start without explicit keys
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -42,11 +43,9 @@ def load_or_create_keys(var_dir: Path) -> dict[str, str]:
             with os.fdopen(fd, "w") as fh:
                 json.dump(_new_keys(), fh)
             os.chmod(tmp, 0o600)
-            try:
-                # link() fails if another process won the race; then we read theirs.
+            # link() fails if another process won the race; then we read theirs.
+            with contextlib.suppress(FileExistsError):
                 os.link(tmp, path)
-            except FileExistsError:
-                pass
         finally:
             os.unlink(tmp)
     with path.open() as fh:

@@ -31,7 +31,9 @@ if (BASE_DIR / ".env").exists():
 
 DJANGO_ENV = env.str("DJANGO_ENV", default="development")
 if DJANGO_ENV not in {"development", "production"}:
-    raise ImproperlyConfigured(f"DJANGO_ENV must be 'development' or 'production', not {DJANGO_ENV!r}.")
+    raise ImproperlyConfigured(
+        f"DJANGO_ENV must be 'development' or 'production', not {DJANGO_ENV!r}."
+    )
 PRODUCTION = DJANGO_ENV == "production"
 
 # Secrets that production must receive explicitly; the embedded default generates them.

@@ -6,3 +6,9 @@ class CommonConfig(AppConfig):
     name = "apps.common"
     label = "common"
     verbose_name = _("Common")
+
+    def ready(self):
+        # Fail at start-up, not at the first encrypted write, if the keys are malformed.
+        from . import crypto
+
+        crypto.keyring()

@@ -1,0 +1,35 @@
+"""Periodic work, declared in code and installed by `manage.py setup_periodic_tasks`.
+
+Every schedule is a cron expression in Asia/Shanghai time. Apps add their entries here as their
+features land, so one file answers "what runs when".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CronSchedule:
+    name: str  # unique, stable: the PeriodicTask's name
+    task: str  # dotted Celery task name
+    minute: str = "0"
+    hour: str = "*"
+    day_of_week: str = "*"
+    day_of_month: str = "*"
+    month_of_year: str = "*"
+    description: str = ""
+
+
+SCHEDULES: tuple[CronSchedule, ...] = (
+    CronSchedule(
+        name="common.clear_expired_sessions",
+        task="apps.common.tasks.clear_expired_sessions",
+        minute="17",
+        hour="3",
+        description="Delete expired sessions from the session table every night.",
+    ),
+)
+
+# Tasks installed by the command carry this marker so stale ones can be found and disabled.
+MANAGED_MARKER = "[managed by setup_periodic_tasks]"

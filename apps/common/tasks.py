@@ -1,0 +1,9 @@
+"""Housekeeping tasks. Tasks stay thin: they take ids and call one service or command."""
+
+from celery import shared_task
+from django.core.management import call_command
+
+
+@shared_task(name="apps.common.tasks.clear_expired_sessions")
+def clear_expired_sessions() -> None:
+    call_command("clearsessions")
