@@ -15,7 +15,6 @@ from django.db import connection
 from lotteryinvoice.celery import app as celery_app
 
 
-
 def pytest_configure(config):
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_eager_propagates = True
@@ -32,8 +31,23 @@ def _postgres_only(request):
     pytest.skip("needs PostgreSQL (set DATABASE_URL)")
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Let transactional tests flush the append-only audit table of the test database only."""
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cur:
+        name = connection.settings_dict["NAME"]
+        cur.execute(f"ALTER DATABASE \"{name}\" SET lotteryinvoice.allow_audit_truncate = 'on'")
+        cur.execute("SET lotteryinvoice.allow_audit_truncate = 'on'")
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "needs PostgreSQL" in str(r.longrepr)]
+    skipped = [
+        r
+        for r in terminalreporter.stats.get("skipped", [])
+        if "needs PostgreSQL" in str(r.longrepr)
+    ]
     if skipped:
         terminalreporter.write_sep(
             "=",

@@ -123,6 +123,7 @@ ROLES: tuple[Role, ...] = (
             | perms("invoices.taxinvoicerecord", VIEW)
             | perms("accounts.consumer", VIEW)
             | perms("accounts.user", VIEW)
+            | perms("audit.auditevent", VIEW)
         ),
     ),
     Role(
@@ -147,7 +148,7 @@ ROLES: tuple[Role, ...] = (
         "audit_admin",
         "审计管理员",
         _("Audit administrator"),
-        frozenset(perms("accounts.user", VIEW)),
+        frozenset(perms("accounts.user", VIEW) | perms("audit.auditevent", VIEW)),
     ),
 )
 
