@@ -44,9 +44,7 @@ class Consumer(TimeStampedModel):
         related_name="consumer",
         verbose_name=_("user account"),
     )
-    public_id = models.UUIDField(
-        _("public ID"), default=uuid.uuid4, unique=True, editable=False
-    )
+    public_id = models.UUIDField(_("public ID"), default=uuid.uuid4, unique=True, editable=False)
     real_name = EncryptedTextField(_("real name"), blank=True, default="")
     real_name_index = BlindIndexField(source="real_name", purpose="name", db_index=True)
     id_number = EncryptedTextField(_("resident ID number"), blank=True, default="")

@@ -14,13 +14,14 @@ class AuditContext:
     actor_username: str = ""
 
 
-_current: contextvars.ContextVar[AuditContext] = contextvars.ContextVar(
-    "audit_context", default=AuditContext()
+_EMPTY = AuditContext()
+_current: contextvars.ContextVar[AuditContext | None] = contextvars.ContextVar(
+    "audit_context", default=None
 )
 
 
 def current() -> AuditContext:
-    return _current.get()
+    return _current.get() or _EMPTY
 
 
 def set_context(ctx: AuditContext) -> contextvars.Token:

@@ -68,9 +68,7 @@ def exception_handler(exc, context):
     return response
 
 
-@extend_schema(
-    responses={200: inline_serializer("ApiRoot", {"version": serializers.CharField()})}
-)
+@extend_schema(responses={200: inline_serializer("ApiRoot", {"version": serializers.CharField()})})
 @api_view(["GET"])
 @permission_classes([AllowAny])
 def api_root(request):

@@ -84,9 +84,7 @@ class Campaign(TimeStampedModel):
     cap_per_campaign = models.PositiveIntegerField(
         _("cap per consumer per campaign"), null=True, blank=True, default=100
     )
-    exclude_enterprise_buyers = models.BooleanField(
-        _("exclude enterprise buyers"), default=True
-    )
+    exclude_enterprise_buyers = models.BooleanField(_("exclude enterprise buyers"), default=True)
     exclude_agent_issued = models.BooleanField(
         _("exclude invoices issued by the tax office on the seller's behalf"), default=True
     )
@@ -116,7 +114,9 @@ class CampaignIndustry(models.Model):
     campaign = models.ForeignKey(
         Campaign, on_delete=models.CASCADE, related_name="industries", verbose_name=_("campaign")
     )
-    code = models.CharField(_("industry code"), max_length=4, validators=[industry_prefix_validator])
+    code = models.CharField(
+        _("industry code"), max_length=4, validators=[industry_prefix_validator]
+    )
     excluded = models.BooleanField(_("excluded"), default=False)
     label = models.CharField(_("label"), max_length=100, blank=True, default="")
 
@@ -244,7 +244,9 @@ class Invoice(TimeStampedModel):
             # Any submission of a number (duplicate checks, complaint look-ups).
             models.Index(fields=["number"], name="invoice_number"),
             # Campaign entries by state and time (draw freezing, dashboards).
-            models.Index(fields=["campaign", "status", "entered_at"], name="invoice_campaign_entry"),
+            models.Index(
+                fields=["campaign", "status", "entered_at"], name="invoice_campaign_entry"
+            ),
             # Re-verification sweeps of pending invoices.
             models.Index(
                 fields=["next_check_at"],
@@ -321,7 +323,11 @@ class TaxInvoiceRecord(models.Model):
     )
     industry_code = models.CharField(_("industry code"), max_length=4, blank=True, default="")
     area_code = models.CharField(
-        _("seller area code"), max_length=6, blank=True, default="", validators=[area_code_validator]
+        _("seller area code"),
+        max_length=6,
+        blank=True,
+        default="",
+        validators=[area_code_validator],
     )
     status = models.CharField(
         _("status"), max_length=24, choices=RegistryStatus.choices, default=RegistryStatus.NORMAL

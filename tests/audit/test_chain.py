@@ -107,9 +107,12 @@ def test_trigger_blocks_update_delete_truncate():
         "DELETE FROM audit_event",
         "TRUNCATE audit_event",
     ):
-        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-            with connection.cursor() as cur:
-                cur.execute(sql)
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cur,
+        ):
+            cur.execute(sql)
     assert AuditEvent.objects.count() == before + 2
     with pytest.raises(DatabaseError), transaction.atomic():
         AuditEvent.objects.filter(seq=1).update(reason="x")

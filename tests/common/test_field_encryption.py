@@ -55,7 +55,9 @@ def test_ciphertext_moved_to_another_row_fails_to_decrypt():
     attacker = ConsumerFactory()
     stolen = raw_row(victim)["id_number"]
     with connection.cursor() as cur:
-        cur.execute("UPDATE accounts_consumer SET id_number = %s WHERE id = %s", [stolen, attacker.pk])
+        cur.execute(
+            "UPDATE accounts_consumer SET id_number = %s WHERE id = %s", [stolen, attacker.pk]
+        )
     with pytest.raises(DecryptionError):
         _ = Consumer.objects.get(pk=attacker.pk).id_number
     # The victim's own row still decrypts.

@@ -47,7 +47,9 @@ class ConsumerFactory(factory.django.DjangoModelFactory):
         model = Consumer
 
     user = factory.SubFactory(UserFactory)
-    real_name = factory.Sequence(lambda n: random.choice(["张", "王", "李", "赵"]) + "三" + "丰"[: n % 2])
+    real_name = factory.Sequence(
+        lambda n: random.choice(["张", "王", "李", "赵"]) + "三" + "丰"[: n % 2]
+    )
     id_number = factory.Sequence(make_resident_id)
     phone = factory.Sequence(lambda n: f"138{n:08d}")
     verification_status = VerificationStatus.VERIFIED
