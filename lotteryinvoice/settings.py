@@ -229,13 +229,11 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
-# E-mail and SMS: console by default, real backends by environment.
+# E-mail: console by default, a real backend by environment.
 EMAIL_BACKEND = env.str(
     "DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
 )
 DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="noreply@lotteryinvoice.local")
-SMS_BACKEND = env.str("SMS_BACKEND", default="apps.accounts.sms.ConsoleSMSBackend")
-SMS_GATEWAY_URL = env.str("SMS_GATEWAY_URL", default="")
 
 # REST API: authenticated by default, never AllowAny.
 REST_FRAMEWORK = {
