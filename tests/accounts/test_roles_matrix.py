@@ -32,7 +32,7 @@ def documented_matrix() -> dict[str, set[str]]:
 
 def test_docs_matrix_equals_code():
     doc = documented_matrix()
-    rows = doc.pop("__rows__")
+    doc.pop("__rows__")
     assert set(doc) == {r.code for r in ROLES}
     for role in ROLES:
         assert doc[role.code] == set(role.permissions), role.code

@@ -20,3 +20,10 @@ def test_every_setting_variable_is_in_env_example():
     assert documented - read - {"DJANGO_SETTINGS_MODULE"} == set(), (
         f"documented but unused: {sorted(documented - read)}"
     )
+
+
+def test_readme_explains_every_variable():
+    readme = (ROOT / "README.md").read_text()
+    documented = set(re.findall(r"^([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    missing = sorted(name for name in documented if f"`{name}`" not in readme)
+    assert not missing, f"README.md does not explain: {missing}"
