@@ -14,6 +14,7 @@ Every variable is listed, with its meaning, in `.env.example`.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -85,6 +86,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_celery_beat",
     "import_export",
+    # Sign-in: allauth (staff log-in with mandatory TOTP), django-axes (lockout).
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "axes",
     "apps.common",
     "apps.audit",
     "apps.accounts",
@@ -105,9 +111,17 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "apps.audit.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Idle/absolute session limits and the inactive-user guard, then the staff second factor,
+    # then the forced change of an expired staff password (apps.accounts.middleware).
+    "apps.accounts.middleware.SessionSecurityMiddleware",
+    "apps.accounts.middleware.StaffMFAMiddleware",
+    "apps.accounts.middleware.PasswordExpiryMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a lockout into the ordinary failed-login answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "lotteryinvoice.urls"
@@ -157,6 +171,11 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
+# The lockout backend must come first: it refuses locked-out logins before any password check.
+AUTHENTICATION_BACKENDS = [
+    "apps.accounts.auth.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
@@ -169,7 +188,18 @@ AUTH_PASSWORD_VALIDATORS = [
     },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {
+        "NAME": "apps.accounts.password_validation.CharacterClassesValidator",
+        "OPTIONS": {"min_classes": 3},
+    },
+    # Also records every new password hash (its `password_changed` hook), see the module.
+    {
+        "NAME": "apps.accounts.password_validation.PasswordHistoryValidator",
+        "OPTIONS": {"count": 5},
+    },
 ]
+# Staff passwords older than this must be changed before anything else (PasswordExpiryMiddleware).
+PASSWORD_EXPIRY_DAYS = 90
 
 # Internationalisation: Chinese first, English second.
 LANGUAGE_CODE = "zh-hans"
@@ -261,13 +291,62 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 # Sessions and cookies.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# A session is ended server-side 15 minutes after its last request and, whatever the activity,
+# this long after sign-in (SessionSecurityMiddleware); the session store's own expiry is the
+# same age, and the cookie lasts only as long as the browser session.
+SESSION_IDLE_TIMEOUT_SECONDS = 15 * 60
+SESSION_ABSOLUTE_TIMEOUT_SECONDS = SESSION_COOKIE_AGE
+if SESSION_IDLE_TIMEOUT_SECONDS >= SESSION_ABSOLUTE_TIMEOUT_SECONDS:
+    raise ImproperlyConfigured("SESSION_COOKIE_AGE must be longer than the 15-minute idle limit.")
+
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+
+# Sign-in (django-allauth): one login flow for the whole back office, the admin's included.
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "admin:index"
+LOGOUT_REDIRECT_URL = "account_login"
+ACCOUNT_ADAPTER = "apps.accounts.adapters.AccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"username"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*", "password2*"]  # sign-up is closed (adapter)
+ACCOUNT_EMAIL_VERIFICATION = "none"  # staff accounts are created by the system administrator
+ACCOUNT_SESSION_REMEMBER = False  # never a persistent cookie
+ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False  # other sessions die through the session auth hash
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
+# Second factor: TOTP (RFC 6238) with recovery codes, mandatory for staff (StaffMFAMiddleware).
+MFA_ADAPTER = "apps.accounts.adapters.MFAAdapter"  # encrypts TOTP secrets at rest
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "有奖发票"
+MFA_TOTP_PERIOD = 30
+MFA_TOTP_DIGITS = 6
+# No drift window: a used code is remembered (cache) for one period, which then covers its
+# whole validity, so replaying it is refused. A wider window would outlive that memory.
+MFA_TOTP_TOLERANCE = 0
+MFA_RECOVERY_CODE_COUNT = 10
+MFA_TRUST_ENABLED = False  # no "trust this browser": every sign-in asks for the code
+MFA_PASSKEY_LOGIN_ENABLED = False
+
+# Lockout (django-axes): 5 failures lock the login name and, separately, the client address for
+# 30 minutes. The answer to a locked-out attempt is the ordinary failed-login answer.
+AXES_ENABLED = True
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=30)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each one locks on its own
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the lock lasts 30 minutes, not longer
+AXES_RESET_ON_SUCCESS = False
+AXES_USERNAME_CALLABLE = "apps.accounts.auth.axes_username"
+AXES_CLIENT_IP_CALLABLE = "apps.audit.middleware.client_ip"
+AXES_LOCKOUT_CALLABLE = "apps.accounts.auth.lockout_response"
+AXES_SENSITIVE_PARAMETERS = ["username", "login", "email", "phone", "code", "ip_address"]
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are in the audit trail already
 
 if PRODUCTION:
     DEBUG = False
@@ -288,5 +367,8 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+    },
 }

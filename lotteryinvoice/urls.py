@@ -1,4 +1,4 @@
-"""Top-level URLs: the admin (at a configurable path), the API, its schema and docs."""
+"""Top-level URLs: the admin (at a configurable path), sign-in, the API, its schema and docs."""
 
 from django.conf import settings
 from django.contrib import admin
@@ -6,14 +6,20 @@ from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
+from apps.accounts.auth_views import activate_totp, admin_login
 from apps.common.views import healthz
 
 admin.site.site_header = _("Prize-invoice campaign back office")
 admin.site.site_title = _("Prize-invoice back office")
 admin.site.index_title = _("Campaign operations")
+# One login flow, with the second factor: the admin's own password-only form is never used.
+admin.site.login = admin_login
 
 urlpatterns = [
     path(settings.ADMIN_URL, admin.site.urls),
+    # Before allauth's own pattern of the same path and name: set-up also records the factor.
+    path("accounts/2fa/totp/activate/", activate_totp, name="mfa_activate_totp"),
+    path("accounts/", include("allauth.urls")),
     path("api/v1/", include("lotteryinvoice.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),

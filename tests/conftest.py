@@ -57,3 +57,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         )
     elif connection.vendor != "postgresql":
         terminalreporter.write_line("Ran on SQLite (embedded default); no test needed PostgreSQL.")
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    """pytest-django's superuser client, signed in the way the back office admits staff:
+    password and second factor (real sign-in flows are tested in tests/accounts)."""
+    from tests.accounts.helpers import sign_in_staff
+
+    return sign_in_staff(client, admin_user)

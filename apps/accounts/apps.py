@@ -20,3 +20,4 @@ class AccountsConfig(AppConfig):
 
     def ready(self):
         post_migrate.connect(_sync_roles_after_migrate, dispatch_uid="accounts.sync_roles")
+        from . import signals  # noqa: F401  (sign-in bookkeeping, lockout and MFA audit)

@@ -7,6 +7,7 @@ import uuid
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.common.fields import BlindIndexField, EncryptedTextField
@@ -104,3 +105,56 @@ class Consumer(TimeStampedModel):
     @property
     def is_verified(self) -> bool:
         return self.verification_status == VerificationStatus.VERIFIED
+
+
+class PasswordHistory(models.Model):
+    """One earlier password of a user, as its hash (never the password itself).
+
+    Written when a password is saved (`PasswordHistoryValidator.password_changed`); the newest
+    rows are what "no reuse of the last N passwords" compares a new password with. Older rows
+    than the configured count are pruned at each change.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="password_history",
+        verbose_name=_("user"),
+    )
+    password = models.CharField(_("password hash"), max_length=128)
+    created_at = models.DateTimeField(_("changed at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("earlier password")
+        verbose_name_plural = _("earlier passwords")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="password_history_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} @ {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class UserSession(models.Model):
+    """Which session keys belong to which user, so all of a user's sessions can be revoked at
+    once (deactivation) without scanning and decoding every session.
+
+    Written at sign-in and whenever the session key changes; rows of sessions that have since
+    ended are harmless (revoking a missing session is a no-op) and are pruned after the
+    absolute session limit.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="tracked_sessions",
+        verbose_name=_("user"),
+    )
+    session_key = models.CharField(_("session key"), max_length=40, unique=True)
+    created_at = models.DateTimeField(_("signed in at"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("user session")
+        verbose_name_plural = _("user sessions")
+
+    def __str__(self) -> str:
+        return f"{self.user_id} @ {self.created_at:%Y-%m-%d %H:%M}"

@@ -124,6 +124,8 @@ ROLES: tuple[Role, ...] = (
             | perms("accounts.consumer", VIEW)
             | perms("accounts.user", VIEW)
             | perms("audit.auditevent", VIEW)
+            | perms("axes.accessattempt", VIEW)
+            | perms("axes.accessfailurelog", VIEW)
         ),
     ),
     Role(
@@ -142,7 +144,15 @@ ROLES: tuple[Role, ...] = (
         "security_admin",
         "安全管理员",
         _("Security administrator"),
-        frozenset(perms("accounts.user", VIEW, CHANGE) | perms("auth.group", VIEW, CHANGE)),
+        frozenset(
+            perms("accounts.user", VIEW, CHANGE)
+            | perms("auth.group", VIEW, CHANGE)
+            | perms("accounts.usersession", VIEW)
+            # Reset a lost authenticator; lift a lockout.
+            | perms("mfa.authenticator", VIEW, DELETE)
+            | perms("axes.accessattempt", VIEW, DELETE)
+            | perms("axes.accessfailurelog", VIEW)
+        ),
     ),
     Role(
         "audit_admin",

@@ -7,10 +7,12 @@ one place that sees them all.
 
 from __future__ import annotations
 
+from allauth.mfa.models import Authenticator
+from axes.models import AccessAttempt
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
-from django.db.models.signals import m2m_changed
+from django.db.models.signals import m2m_changed, post_delete
 from django.dispatch import receiver
 
 from apps.common import crypto
@@ -88,3 +90,26 @@ def on_user_permissions(sender, instance, action, model, pk_set, **kwargs):
 @receiver(m2m_changed, sender=Group.permissions.through, dispatch_uid="audit.group_perms")
 def on_group_permissions(sender, instance, action, model, pk_set, **kwargs):
     _on_m2m(instance, action, model, pk_set, "permissions")
+
+
+def _on_security_delete(action: str):
+    def receiver_(sender, instance, **kwargs):
+        audit_record(
+            action=action,
+            category=AuditCategory.SECURITY,
+            target_type=sender._meta.label_lower,
+            target_id=str(instance.pk),
+            target_repr=f"user #{getattr(instance, 'user_id', '') or '-'}",
+        )
+
+    return receiver_
+
+
+# A security administrator resets a lost authenticator or lifts a lockout in the admin: these
+# are deletions of third-party rows, so only signals see them.
+_authenticator_removed = _on_security_delete("security.authenticator_removed")
+_lockout_lifted = _on_security_delete("security.lockout_lifted")
+post_delete.connect(
+    _authenticator_removed, sender=Authenticator, dispatch_uid="audit.authenticator_removed"
+)
+post_delete.connect(_lockout_lifted, sender=AccessAttempt, dispatch_uid="audit.lockout_lifted")

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Round
 from django.utils.translation import gettext_lazy as _
 
 from apps.common.fields import EncryptedTextField
@@ -230,7 +231,7 @@ class Invoice(TimeStampedModel):
             models.CheckConstraint(
                 condition=Q(amount__isnull=True)
                 | Q(tax__isnull=True)
-                | Q(total=F("amount") + F("tax")),
+                | Q(total=Round(F("amount") + F("tax"), 2)),
                 name="invoice_total_is_amount_plus_tax",
             ),
             models.CheckConstraint(
@@ -344,7 +345,9 @@ class TaxInvoiceRecord(models.Model):
         verbose_name_plural = _("tax authority invoice records")
         constraints = [
             models.CheckConstraint(
-                condition=Q(total=F("amount") + F("tax")), name="taxrecord_total_is_amount_plus_tax"
+                # Rounded: SQLite (the embedded default) adds decimals in floating point.
+                condition=Q(total=Round(F("amount") + F("tax"), 2)),
+                name="taxrecord_total_is_amount_plus_tax",
             ),
             models.CheckConstraint(
                 condition=Q(status__in=RegistryStatus.values), name="taxrecord_status_valid"

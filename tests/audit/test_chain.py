@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from apps.audit.models import AuditChainHead, AuditEvent
 from apps.audit.services import audit_record, audit_verify
+from tests.accounts.helpers import sign_in_staff
 from tests.factories.core import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -151,7 +152,7 @@ def test_parallel_appends_stay_gapless_and_verify():
 
 
 def test_failed_login_is_recorded_without_the_login_name(client):
-    client.post(reverse("admin:login"), {"username": "13812345678", "password": "wrong-pass"})
+    client.post(reverse("account_login"), {"login": "13812345678", "password": "wrong-pass"})
     event = AuditEvent.objects.get(action="auth.login_failed")
     assert "13812345678" not in str(event.__dict__)
     assert len(event.after["login_fingerprint"]) == 16
@@ -176,13 +177,13 @@ def test_only_audit_roles_read_the_trail(client):
     seed(1)
     url = reverse("admin:audit_auditevent_changelist")
     for group_name, status in (("审计员", 200), ("审计管理员", 200), ("系统管理员", 403)):
-        client.force_login(_staff_in(group_name))
+        sign_in_staff(client, _staff_in(group_name))
         assert client.get(url).status_code == status, group_name
 
 
 def test_audit_export_is_itself_audited(client):
     seed(2)
-    client.force_login(_staff_in("审计员"))
+    sign_in_staff(client, _staff_in("审计员"))
     url = reverse("admin:audit_auditevent_changelist")
     ids = list(AuditEvent.objects.values_list("pk", flat=True))
     response = client.post(url, {"action": "export_csv", "_selected_action": ids})

@@ -21,7 +21,12 @@ ZZ_AREAS = ["410102", "410103", "410104", "410105", "410106", "410108", "410122"
 
 
 def make_uscc(n: int, area: str = "410105") -> str:
-    body = "91" + area + "".join(USCC_ALPHABET[(n * 7 + i * 3) % 31] for i in range(9))
+    """A valid credit code unique per n (n written in base 31 as the entity identifier)."""
+    digits = []
+    for _ in range(9):
+        n, rem = divmod(n, 31)
+        digits.append(USCC_ALPHABET[rem])
+    body = "91" + area + "MA" + "".join(reversed(digits))[2:]
     return body + uscc_check_character(body)
 
 

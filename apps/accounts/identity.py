@@ -1,0 +1,200 @@
+"""Real-name verification of consumers: does this name belong to this resident ID number?
+
+Outcomes: `match` (name and ID number belong together), `mismatch` (the ID number exists with
+another name), `not_found` (no such ID number), `unavailable` (no answer; `detail` says why:
+`timeout`, `connection_error`, `http_<status>`, `rate_limited`, `malformed_reply`). When a phone
+number is given, `phone_match` says whether it is registered to that identity (None: not asked,
+not known, or the identity did not match).
+
+Backends:
+- `HttpIdentityVerifier`: the identity service over HTTP (docs/adapters.md). Production.
+- `LocalIdentityVerifier`: FOR DEVELOPMENT AND DEMOS ONLY. It checks nothing against any
+  register: any well-formed name with a valid resident ID number "matches". It is the embedded
+  default so `make run` works offline; `get_identity_verifier()` refuses it when
+  `DJANGO_ENV=production`, which must set `IDENTITY_VERIFIER_BACKEND=http`.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.db import models
+
+from apps.common.http import (
+    ServiceError,
+    check_base_url,
+    check_credentials,
+    check_timeout,
+    shared_client,
+)
+from apps.common.pii import normalize_identifier, normalize_name
+
+from .validators import validate_resident_id
+
+logger = logging.getLogger(__name__)
+
+VERIFY_PATH = "/v1/identity/verify"
+DEFAULT_TIMEOUT_SECONDS = 5.0
+MAX_NAME_LENGTH = 64
+MIDDLE_DOT = "·"
+
+
+class IdentityOutcome(models.TextChoices):
+    MATCH = "match"
+    MISMATCH = "mismatch"
+    NOT_FOUND = "not_found"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True)
+class IdentityCheck:
+    """One answer about one identity.
+
+    Invariants (checked on construction): `detail` is non-empty exactly when the outcome is
+    `unavailable`; `phone_match` is None unless the outcome is `match`.
+    """
+
+    outcome: IdentityOutcome
+    phone_match: bool | None = None
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        outcome = IdentityOutcome(self.outcome)
+        object.__setattr__(self, "outcome", outcome)
+        if bool(self.detail) != (outcome == IdentityOutcome.UNAVAILABLE):
+            raise ValueError("a detail comes with `unavailable` and only with it")
+        if self.phone_match is not None and outcome != IdentityOutcome.MATCH:
+            raise ValueError("phone_match is only known for a matching identity")
+
+    @property
+    def is_answer(self) -> bool:
+        return self.outcome != IdentityOutcome.UNAVAILABLE
+
+    @classmethod
+    def unavailable(cls, detail: str) -> IdentityCheck:
+        return cls(outcome=IdentityOutcome.UNAVAILABLE, detail=detail)
+
+
+def is_well_formed_name(name: str) -> bool:
+    """A person's name as written on an ID card: letters (any script) and middle dots between
+    them, 2 to 64 characters once normalised (see `apps.common.pii.normalize_name`)."""
+    if not 2 <= len(name) <= MAX_NAME_LENGTH:
+        return False
+    if name.startswith(MIDDLE_DOT) or name.endswith(MIDDLE_DOT) or MIDDLE_DOT * 2 in name:
+        return False
+    return all(ch == MIDDLE_DOT or unicodedata.category(ch).startswith("L") for ch in name)
+
+
+class IdentityVerifier:
+    """Base of the identity backends. `verify` normalises the input (NFKC, no spaces, upper-case
+    check character) and never raises because of the service (that is `unavailable`)."""
+
+    def verify(self, *, name: str, id_number: str, phone: str | None = None) -> IdentityCheck:
+        if not isinstance(name, str) or not isinstance(id_number, str):
+            raise TypeError("name and id_number must be text")
+        if phone is not None and not isinstance(phone, str):
+            raise TypeError("phone must be text or None")
+        normalized_phone = normalize_identifier(phone) if phone is not None else ""
+        return self._verify(
+            name=normalize_name(name),
+            id_number=normalize_identifier(id_number),
+            phone=normalized_phone or None,
+        )
+
+    def _verify(self, *, name: str, id_number: str, phone: str | None) -> IdentityCheck:
+        raise NotImplementedError
+
+
+class LocalIdentityVerifier(IdentityVerifier):
+    """DEVELOPMENT ONLY: no register is consulted.
+
+    A well-formed name with a valid resident ID number (`validate_resident_id`) is a `match`;
+    an invalid ID number is `not_found`; a malformed name is `mismatch`. It never claims to know
+    the phone (`phone_match=None`). Production must use `HttpIdentityVerifier`.
+    """
+
+    def _verify(self, *, name: str, id_number: str, phone: str | None) -> IdentityCheck:
+        try:
+            validate_resident_id(id_number)
+        except ValidationError:
+            return IdentityCheck(outcome=IdentityOutcome.NOT_FOUND)
+        if not is_well_formed_name(name):
+            return IdentityCheck(outcome=IdentityOutcome.MISMATCH)
+        return IdentityCheck(outcome=IdentityOutcome.MATCH)
+
+
+class HttpIdentityVerifier(IdentityVerifier):
+    """The real-name identity service over HTTP (docs/adapters.md, "Identity verification").
+
+    Never raises on network trouble: failures are `unavailable` with `detail` `timeout`,
+    `connection_error`, `http_<status>` (e.g. `http_503`, `http_401`), `rate_limited` (429) or
+    `malformed_reply`.
+    """
+
+    service_name = "identity-verifier"
+
+    def __init__(self, base_url: str, client_id: str, secret: str, timeout: float):
+        self._client = shared_client(
+            service=self.service_name,
+            base_url=base_url,
+            client_id=client_id,
+            secret=secret,
+            timeout=check_timeout(timeout, setting="IDENTITY_VERIFIER_TIMEOUT"),
+        )
+
+    def _verify(self, *, name: str, id_number: str, phone: str | None) -> IdentityCheck:
+        payload: dict[str, str] = {"name": name, "id_number": id_number}
+        if phone:
+            payload["phone"] = phone
+        try:
+            reply = self._client.post(VERIFY_PATH, payload)
+        except ServiceError as exc:
+            return IdentityCheck.unavailable("rate_limited" if exc.status == 429 else exc.reason)
+        result = reply.data.get("result")
+        phone_match = reply.data.get("phone_match")
+        valid_phone_match = phone_match is None or isinstance(phone_match, bool)
+        if result not in {"match", "mismatch", "not_found"} or not valid_phone_match:
+            logger.warning("%s reply does not follow the protocol", self.service_name)
+            return IdentityCheck.unavailable("malformed_reply")
+        # The phone is only asked about, and only meaningful, for a matching identity.
+        if result != IdentityOutcome.MATCH or not phone:
+            phone_match = None
+        return IdentityCheck(outcome=IdentityOutcome(result), phone_match=phone_match)
+
+
+def get_identity_verifier() -> IdentityVerifier:
+    """The configured verifier.
+
+    Settings: `IDENTITY_VERIFIER_BACKEND` ("local", the development default, or "http"); for
+    "http" also `IDENTITY_VERIFIER_URL`, `IDENTITY_VERIFIER_CLIENT_ID`,
+    `IDENTITY_VERIFIER_SECRET` and `IDENTITY_VERIFIER_TIMEOUT` (seconds, default 5). Raises
+    `ImproperlyConfigured` for "local" when `settings.PRODUCTION` is true.
+    """
+    backend = getattr(settings, "IDENTITY_VERIFIER_BACKEND", "local") or "local"
+    if backend == "local":
+        if getattr(settings, "PRODUCTION", False):
+            raise ImproperlyConfigured(
+                "IDENTITY_VERIFIER_BACKEND=local verifies nothing and is for development only; "
+                "production must set IDENTITY_VERIFIER_BACKEND=http."
+            )
+        return LocalIdentityVerifier()
+    if backend != "http":
+        raise ImproperlyConfigured('IDENTITY_VERIFIER_BACKEND must be "local" or "http".')
+    client_id = getattr(settings, "IDENTITY_VERIFIER_CLIENT_ID", "")
+    secret = getattr(settings, "IDENTITY_VERIFIER_SECRET", "")
+    check_credentials(client_id, secret, prefix="IDENTITY_VERIFIER_")
+    return HttpIdentityVerifier(
+        base_url=check_base_url(
+            getattr(settings, "IDENTITY_VERIFIER_URL", ""), setting="IDENTITY_VERIFIER_URL"
+        ),
+        client_id=client_id,
+        secret=secret,
+        timeout=check_timeout(
+            getattr(settings, "IDENTITY_VERIFIER_TIMEOUT", DEFAULT_TIMEOUT_SECONDS),
+            setting="IDENTITY_VERIFIER_TIMEOUT",
+        ),
+    )

@@ -1,0 +1,53 @@
+"""`manage.py seed_demo`: the Zhengzhou 2026 demo, idempotent (see `apps.common.demo`)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.common.demo import CAMPAIGN_CODE, DemoError, DemoOptions, seed_demo
+
+DEFAULTS = DemoOptions()
+
+
+class Command(BaseCommand):
+    help = (
+        f"Create the Zhengzhou demo (campaign {CAMPAIGN_CODE}, merchants, consumers, invoices, "
+        "tax registry, one staff user per role). Idempotent: a second run creates nothing."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--merchants", type=int, default=DEFAULTS.merchants)
+        parser.add_argument("--consumers", type=int, default=DEFAULTS.consumers)
+        parser.add_argument("--invoices", type=int, default=DEFAULTS.invoices)
+        parser.add_argument(
+            "--seed", type=int, default=DEFAULTS.seed, help="same seed, same demo (default 2026)"
+        )
+        parser.add_argument(
+            "--allow-production",
+            action="store_true",
+            help="seed even though DJANGO_ENV=production (never on real data)",
+        )
+
+    def handle(self, *args, **options):
+        if getattr(settings, "PRODUCTION", False) and not options["allow_production"]:
+            raise CommandError(
+                "Refusing to seed demo data with DJANGO_ENV=production (--allow-production)."
+            )
+        for name in ("merchants", "consumers", "invoices"):
+            if options[name] < 0:
+                raise CommandError(f"--{name} cannot be negative.")
+        demo_options = DemoOptions(
+            merchants=options["merchants"],
+            consumers=options["consumers"],
+            invoices=options["invoices"],
+            seed=options["seed"],
+        )
+        try:
+            result = seed_demo(demo_options)
+        except DemoError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(result.render())
+        if options["verbosity"] >= 2:
+            for name, seconds in result.phases.items():
+                self.stdout.write(f"  {name}: {seconds:.1f} s")
