@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp import constants as csp_constants
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -72,6 +73,8 @@ FIELD_ENCRYPTION_ACTIVE_VERSION = env.int("FIELD_ENCRYPTION_ACTIVE_VERSION", def
 # HMAC keys for blind indexes, newest first, comma separated base64.
 BLIND_INDEX_KEYS = env.str("BLIND_INDEX_KEYS", default="") or _embedded["blind_index_keys"]
 AUDIT_HMAC_KEY = env.str("AUDIT_HMAC_KEY", default="") or _embedded["audit_hmac_key"]
+# Consumers inactive this long lose their personal data (money records stay, pseudonymous).
+PERSONAL_DATA_RETENTION_DAYS = env.int("PERSONAL_DATA_RETENTION_DAYS", default=3 * 365)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -86,6 +89,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_celery_beat",
     "import_export",
+    "csp",
     # Sign-in: allauth (staff log-in with mandatory TOTP), django-axes (lockout).
     "allauth",
     "allauth.account",
@@ -120,6 +124,8 @@ MIDDLEWARE = [
     "apps.accounts.middleware.StaffMFAMiddleware",
     "apps.accounts.middleware.PasswordExpiryMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "apps.common.middleware.NoStoreMiddleware",
     # Last, as django-axes requires: turns a lockout into the ordinary failed-login answer.
     "axes.middleware.AxesMiddleware",
 ]
@@ -138,6 +144,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "csp.context_processors.nonce",
             ],
         },
     },
@@ -286,6 +293,23 @@ SPECTACULAR_SETTINGS = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 * 1024 * 1024)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+# Content Security Policy (django-csp): scripts only from us or with the per-request nonce.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp_constants.SELF],
+        "script-src": [csp_constants.SELF, csp_constants.NONCE],
+        # The admin and allauth templates use a few inline style attributes.
+        "style-src": [csp_constants.SELF, csp_constants.UNSAFE_INLINE],
+        "img-src": [csp_constants.SELF, "data:"],
+        "font-src": [csp_constants.SELF],
+        "connect-src": [csp_constants.SELF],
+        "object-src": [csp_constants.NONE],
+        "base-uri": [csp_constants.NONE],
+        "form-action": [csp_constants.SELF],
+        "frame-ancestors": [csp_constants.NONE],
+    }
+}
 
 # How many reverse proxies (nginx …) sit in front: their X-Forwarded-For entries are trusted.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.apps import apps as django_apps
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.cache import never_cache
 
 from apps.common.admin import (
     LargeTableAdminMixin,
@@ -18,6 +25,24 @@ from apps.common.admin import (
 from apps.common.masking import mask_id_number, mask_name, mask_phone
 
 from .models import Consumer, User
+from .services import AccountError, consumer_reveal_personal_data
+
+
+class RevealForm(forms.Form):
+    field = forms.ChoiceField(
+        label=_("Field"),
+        choices=[
+            ("real_name", _("real name")),
+            ("id_number", _("resident ID number")),
+            ("phone", _("mobile phone")),
+        ],
+    )
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=300,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("Recorded in the audit trail, e.g. the complaint case number."),
+    )
 
 
 @admin.register(User)
@@ -125,6 +150,59 @@ class ConsumerAdmin(
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("user")
+
+    def can_reveal(self, request) -> bool:
+        return request.user.has_perm("accounts.reveal_personal_data")
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/reveal/",
+                self.admin_site.admin_view(self.reveal_view),
+                name=f"{info[0]}_{info[1]}_reveal",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "can_reveal": self.can_reveal(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @method_decorator(never_cache)
+    def reveal_view(self, request, object_id):
+        """Show one full value once, after a typed reason; the service audits it."""
+        consumer = self.get_object(request, object_id)
+        if consumer is None or not self.has_view_permission(request, consumer):
+            raise Http404
+        if not self.can_reveal(request):
+            raise PermissionDenied
+        form = RevealForm(request.POST or None)
+        revealed = None
+        if request.method == "POST" and form.is_valid():
+            try:
+                revealed = consumer_reveal_personal_data(
+                    consumer=consumer,
+                    field=form.cleaned_data["field"],
+                    actor=request.user,
+                    reason=form.cleaned_data["reason"],
+                )
+            except AccountError as exc:
+                form.add_error(None, str(exc.message))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": consumer,
+            "title": _("Reveal personal data"),
+            "form": form,
+            "revealed": revealed,
+            "revealed_label": (
+                dict(form.fields["field"].choices)[form.cleaned_data["field"]]
+                if revealed is not None
+                else None
+            ),
+        }
+        return TemplateResponse(request, "admin/accounts/consumer/reveal.html", context)
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()

@@ -157,7 +157,8 @@ class HttpIdentityVerifier(IdentityVerifier):
         result = reply.data.get("result")
         phone_match = reply.data.get("phone_match")
         valid_phone_match = phone_match is None or isinstance(phone_match, bool)
-        if result not in {"match", "mismatch", "not_found"} or not valid_phone_match:
+        valid_result = isinstance(result, str) and result in {"match", "mismatch", "not_found"}
+        if not valid_result or not valid_phone_match:
             logger.warning("%s reply does not follow the protocol", self.service_name)
             return IdentityCheck.unavailable("malformed_reply")
         # The phone is only asked about, and only meaningful, for a matching identity.

@@ -67,10 +67,14 @@ class Consumer(TimeStampedModel):
         default=ConsumerStatus.ACTIVE,
         db_index=True,
     )
+    personal_data_erased_at = models.DateTimeField(
+        _("personal data erased at"), null=True, blank=True
+    )
 
     class Meta:
         verbose_name = _("consumer")
         verbose_name_plural = _("consumers")
+        permissions = [("reveal_personal_data", _("Can reveal full personal data"))]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(verification_status__in=VerificationStatus.values),
@@ -88,7 +92,8 @@ class Consumer(TimeStampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.masked_name or '-'} ({str(self.public_id)[:8]})"
+        # Never decrypts: a string form ends up in logs, audit records and error pages.
+        return f"{_('consumer')} {str(self.public_id)[:8]}"
 
     @property
     def masked_name(self) -> str:

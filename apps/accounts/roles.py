@@ -34,6 +34,8 @@ class Role:
 
 
 # Read access to the core records that most operational roles need.
+REVEAL = {"accounts.reveal_personal_data"}
+
 CORE_READ = (
     perms("invoices.campaign", VIEW)
     | perms("invoices.campaignindustry", VIEW)
@@ -67,6 +69,7 @@ ROLES: tuple[Role, ...] = (
             | perms("invoices.invoice", CHANGE)
             | perms("invoices.taxinvoicerecord", VIEW)
             | perms("accounts.consumer", VIEW)
+            | REVEAL
         ),
     ),
     Role(
@@ -78,19 +81,20 @@ ROLES: tuple[Role, ...] = (
             | perms("merchants.merchant", CHANGE)
             | perms("invoices.taxinvoicerecord", VIEW)
             | perms("accounts.consumer", VIEW)
+            | REVEAL
         ),
     ),
     Role(
         "complaint_handler",
         "投诉处理员",
         _("Complaint handler"),
-        frozenset(CORE_READ | perms("accounts.consumer", VIEW)),
+        frozenset(CORE_READ | perms("accounts.consumer", VIEW) | REVEAL),
     ),
     Role(
         "complaint_supervisor",
         "投诉主管",
         _("Complaint supervisor"),
-        frozenset(CORE_READ | perms("accounts.consumer", VIEW)),
+        frozenset(CORE_READ | perms("accounts.consumer", VIEW) | REVEAL),
     ),
     Role(
         "finance_maker",

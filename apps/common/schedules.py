@@ -29,6 +29,13 @@ SCHEDULES: tuple[CronSchedule, ...] = (
         hour="3",
         description="Delete expired sessions from the session table every night.",
     ),
+    CronSchedule(
+        name="accounts.purge_personal_data",
+        task="apps.common.tasks.purge_personal_data",
+        minute="40",
+        hour="3",
+        description="Erase personal data of consumers past the retention period.",
+    ),
 )
 
 # Tasks installed by the command carry this marker so stale ones can be found and disabled.

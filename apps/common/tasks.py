@@ -7,3 +7,8 @@ from django.core.management import call_command
 @shared_task(name="apps.common.tasks.clear_expired_sessions")
 def clear_expired_sessions() -> None:
     call_command("clearsessions")
+
+
+@shared_task(name="apps.common.tasks.purge_personal_data")
+def purge_personal_data() -> None:
+    call_command("purge_personal_data")

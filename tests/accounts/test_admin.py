@@ -202,9 +202,13 @@ def test_consumers_cannot_be_added_or_deleted_in_admin(admin_client, consumer):
     )
 
 
-def test_reveal_is_not_available_yet(rf, admin_user):
+def test_reveal_needs_its_own_permission(rf, admin_user, django_user_model):
     request = rf.get("/")
     request.user = admin_user
+    assert admin.site._registry[Consumer].can_reveal(request) is True
+    viewer = django_user_model.objects.create(username="viewer", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_consumer"))
+    request.user = django_user_model.objects.get(pk=viewer.pk)
     assert admin.site._registry[Consumer].can_reveal(request) is False
 
 

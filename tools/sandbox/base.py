@@ -112,7 +112,7 @@ class ReceivedRequest:
     path: str
     headers: dict[str, str]
     body: bytes
-    status: int | None = None  # None: no reply (dropped, or the client had gone)
+    status: int | None = None  # the status answered; None: no reply (dropped, gone)
     auth_error: str = ""
     fault: Fault | None = None
     at: float = field(default_factory=time.time)
@@ -345,13 +345,13 @@ class JsonSandbox:
             return "unknown_client"
         if not _TIMESTAMP.fullmatch(timestamp) or not _NONCE.fullmatch(nonce):
             return "bad_signature"
-        now = self.clock()
-        if abs(now - int(timestamp)) > self.max_skew:
-            return "stale_timestamp"
         message = "\n".join([timestamp, nonce, h.command, target, hashlib.sha256(body).hexdigest()])
         expected = hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, signature.lower()):
             return "bad_signature"
+        now = self.clock()
+        if abs(now - int(timestamp)) > self.max_skew:
+            return "stale_timestamp"
         with self.lock:
             horizon = now - 2 * self.max_skew
             for key in [k for k, seen in self._nonces.items() if seen < horizon]:
@@ -367,6 +367,8 @@ class JsonSandbox:
         self._send(h, record, status, encode_json(data))
 
     def _send(self, h: _Handler, record: ReceivedRequest | None, status: int, raw: bytes) -> None:
+        if record is not None:
+            record.status = status  # before writing: the client may read it at once
         try:
             h.send_response(status)
             h.send_header("Content-Type", "application/json; charset=utf-8")
@@ -374,9 +376,8 @@ class JsonSandbox:
             h.end_headers()
             h.wfile.write(raw)
         except OSError:  # the client gave up (its timeout) and closed the connection
-            return
-        if record is not None:
-            record.status = status
+            if record is not None:
+                record.status = None
 
 
 # --- Command line ---------------------------------------------------------------------------

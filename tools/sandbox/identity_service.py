@@ -10,7 +10,7 @@ Seed it with `IdentitySandbox(people={id_number: (name, phone or None)})` or `ad
 Run alone::
 
     python -m tools.sandbox.identity_service --port 8702 \\
-        --person 110101199003074477,张三,13800000000
+        --person 410102199003074474,张三,13800000000
 """
 
 from __future__ import annotations
