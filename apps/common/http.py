@@ -271,10 +271,6 @@ class JsonServiceClient:
         started = time.monotonic()
         try:
             status, raw = self._send(target, body, headers)
-        except ServiceError as exc:
-            self._log_failure(path, exc, started)
-            raise
-        try:
             reply = self._interpret(status, raw)
         except ServiceError as exc:
             self._log_failure(path, exc, started)
@@ -295,6 +291,7 @@ class JsonServiceClient:
             )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ServiceUnavailable(_transport_reason(exc)) from None
+        complete = False
         try:
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > self._max_reply_bytes:
@@ -302,9 +299,12 @@ class JsonServiceClient:
             raw = response.read(self._max_reply_bytes + 1)
             if len(raw) > self._max_reply_bytes:
                 raise ServiceUnavailable("malformed_reply", status=response.status)
+            complete = True
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ServiceUnavailable(_transport_reason(exc), status=response.status) from None
         finally:
+            if not complete:
+                response.close()  # never hand a half-read connection back to the pool
             response.release_conn()
         return response.status, raw
 

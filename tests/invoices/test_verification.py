@@ -352,6 +352,19 @@ def test_the_well_formed_reply_used_above_is_accepted(sandbox, verifier):
     assert ask(verifier).outcome == TaxOutcome.FOUND
 
 
+def test_an_oversized_reply_is_refused_unread(sandbox, verifier):
+    sandbox.faults.next(status=200, body={"result": "not_found", "pad": "x" * (1024 * 1024)})
+    check = ask(verifier)
+    assert check.outcome == TaxOutcome.UNAVAILABLE and check.detail == "malformed_reply"
+    assert ask(verifier).outcome == TaxOutcome.FOUND  # the pool is still healthy
+
+
+def test_redirects_are_not_followed(sandbox, verifier):
+    sandbox.faults.next(status=302, body={"location": "elsewhere"})
+    assert ask(verifier).detail == "http_302"
+    assert sandbox.call_count == 1
+
+
 def test_dropped_connection_is_unavailable(sandbox, verifier):
     sandbox.faults.next(drop=True)
     check = ask(verifier)

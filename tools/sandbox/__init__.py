@@ -2,20 +2,30 @@
 
 Each runs on 127.0.0.1 in a background thread for tests, or alone for demos
 (`python -m tools.sandbox.tax_service --port 8701`). They import nothing from `apps`.
+The names below are imported lazily, so `python -m tools.sandbox.<service>` runs cleanly.
 """
 
-from .base import Fault, FaultPlan, JsonSandbox, ReceivedRequest
-from .identity_service import IdentitySandbox
-from .sms_gateway import SentMessage, SMSSandbox
-from .tax_service import TaxSandbox
+from __future__ import annotations
 
-__all__ = [
-    "Fault",
-    "FaultPlan",
-    "IdentitySandbox",
-    "JsonSandbox",
-    "ReceivedRequest",
-    "SMSSandbox",
-    "SentMessage",
-    "TaxSandbox",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Fault": "base",
+    "FaultPlan": "base",
+    "JsonSandbox": "base",
+    "ReceivedRequest": "base",
+    "IdentitySandbox": "identity_service",
+    "SMSSandbox": "sms_gateway",
+    "SentMessage": "sms_gateway",
+    "TaxSandbox": "tax_service",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -28,6 +28,7 @@ For demos each service module runs on its own: `python -m tools.sandbox.tax_serv
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import hmac
 import json
@@ -35,6 +36,7 @@ import logging
 import os
 import re
 import secrets
+import signal
 import threading
 import time
 from collections import deque
@@ -415,9 +417,9 @@ def run_cli(
         print(f"  client id: {sandbox.client_id}")
         if not args.secret:
             print(f"  secret:    {sandbox.secret}  (generated; pass --secret to fix it)")
-        print("Ctrl-C stops it.", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            print("stopped")
+        print("Ctrl-C (or SIGTERM) stops it.", flush=True)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+        print("stopped", flush=True)
