@@ -28,7 +28,7 @@ class RedactPersonalDataFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a broken format string must not lose the record
+        except Exception:  # a broken format string must not lose the record
             message = str(record.msg)
         cleaned = redact(message)
         if cleaned != message:
