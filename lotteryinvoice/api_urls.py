@@ -1,6 +1,6 @@
 """The versioned REST API (`/api/v1/`). Each app contributes its own `api/urls.py`."""
 
-from django.urls import path
+from django.urls import include, path
 
 from apps.common.api import api_root
 
@@ -8,4 +8,5 @@ app_name = "api"
 
 urlpatterns = [
     path("", api_root, name="root"),
+    path("", include("apps.invoices.api.urls")),
 ]

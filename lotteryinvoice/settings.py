@@ -383,6 +383,38 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
+# --- Invoice intake --------------------------------------------------------------------------
+# Tax-authority verification: "registry" (the imported feed) or "http" (the national service).
+TAX_VERIFIER_BACKEND = env.str("TAX_VERIFIER_BACKEND", default="registry")
+TAX_VERIFIER_URL = env.str("TAX_VERIFIER_URL", default="")
+TAX_VERIFIER_CLIENT_ID = env.str("TAX_VERIFIER_CLIENT_ID", default="")
+TAX_VERIFIER_SECRET = env.str("TAX_VERIFIER_SECRET", default="")
+TAX_VERIFIER_TIMEOUT = env.float("TAX_VERIFIER_TIMEOUT", default=5.0)
+TAX_VERIFY_CACHE_SECONDS = env.int("TAX_VERIFY_CACHE_SECONDS", default=3600)
+# Real-name identity verification: "local" (development only) or "http".
+IDENTITY_VERIFIER_BACKEND = env.str("IDENTITY_VERIFIER_BACKEND", default="local")
+IDENTITY_VERIFIER_URL = env.str("IDENTITY_VERIFIER_URL", default="")
+IDENTITY_VERIFIER_CLIENT_ID = env.str("IDENTITY_VERIFIER_CLIENT_ID", default="")
+IDENTITY_VERIFIER_SECRET = env.str("IDENTITY_VERIFIER_SECRET", default="")
+IDENTITY_VERIFIER_TIMEOUT = env.float("IDENTITY_VERIFIER_TIMEOUT", default=5.0)
+# SMS: console (development) or "apps.accounts.sms.HttpSMSBackend".
+SMS_BACKEND = env.str("SMS_BACKEND", default="apps.accounts.sms.ConsoleSMSBackend")
+SMS_GATEWAY_URL = env.str("SMS_GATEWAY_URL", default="")
+SMS_GATEWAY_CLIENT_ID = env.str("SMS_GATEWAY_CLIENT_ID", default="")
+SMS_GATEWAY_SECRET = env.str("SMS_GATEWAY_SECRET", default="")
+SMS_GATEWAY_TIMEOUT = env.float("SMS_GATEWAY_TIMEOUT", default=5.0)
+# Pending invoices ("not found yet" at the tax authority): back-off and give-up time.
+INVOICE_PENDING_MAX_HOURS = env.int("INVOICE_PENDING_MAX_HOURS", default=48)
+INVOICE_RECHECK_BASE_MINUTES = env.int("INVOICE_RECHECK_BASE_MINUTES", default=5)
+INVOICE_RECHECK_MAX_MINUTES = env.int("INVOICE_RECHECK_MAX_MINUTES", default=60)
+IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)
+# API rate limits (DRF syntax "N/sec|min|hour|day"), per signed-in user, per IP, per submit.
+API_THROTTLE_RATES = {
+    "consumer": env.str("API_THROTTLE_CONSUMER", default="120/min"),
+    "ip": env.str("API_THROTTLE_IP", default="300/min"),
+    "invoice_submit": env.str("API_THROTTLE_SUBMIT", default="20/min"),
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

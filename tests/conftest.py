@@ -18,6 +18,22 @@ from lotteryinvoice.celery import app as celery_app
 def pytest_configure(config):
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_eager_propagates = True
+    # Each xdist worker gets its own cache key space (the Redis server is shared).
+    from django.conf import settings
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    settings.CACHES["default"]["KEY_PREFIX"] = f"test-{worker}-{os.getpid()}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Throttle counters, verification answers and rate limits never leak between tests."""
+    from django.core.cache import cache
+
+    if hasattr(cache, "delete_pattern"):  # django-redis: only this worker's keys
+        cache.delete_pattern("*")
+    else:
+        cache.clear()
 
 
 @pytest.fixture(autouse=True)

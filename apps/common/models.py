@@ -36,3 +36,36 @@ class TimeStampedModel(models.Model):
 
     class Meta:
         abstract = True
+
+
+class IdempotencyRecord(models.Model):
+    """The first reply to a request carrying an `Idempotency-Key`, kept to replay it.
+
+    Invariant: one row per (user, key), created before the work starts, so concurrent retries
+    of the same request see it and wait or replay; a reused key with a different request body
+    is refused.
+    """
+
+    class State(models.TextChoices):
+        IN_PROGRESS = "in_progress", _("In progress")
+        COMPLETED = "completed", _("Completed")
+
+    user = models.ForeignKey(
+        "accounts.User", on_delete=models.CASCADE, related_name="+", verbose_name=_("user")
+    )
+    key = models.CharField(_("idempotency key"), max_length=128)
+    fingerprint = models.CharField(_("request fingerprint"), max_length=64)
+    state = models.CharField(_("state"), max_length=16, choices=State.choices)
+    response_status = models.PositiveSmallIntegerField(_("response status"), null=True)
+    response_body = models.JSONField(_("response body"), null=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("idempotency record")
+        verbose_name_plural = _("idempotency records")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_user_key_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.key}"

@@ -36,6 +36,19 @@ SCHEDULES: tuple[CronSchedule, ...] = (
         hour="3",
         description="Erase personal data of consumers past the retention period.",
     ),
+    CronSchedule(
+        name="invoices.recheck_due_invoices",
+        task="apps.invoices.tasks.recheck_due_invoices",
+        minute="*/5",
+        description="Re-verify pending invoices whose next check is due (tax database lag).",
+    ),
+    CronSchedule(
+        name="common.purge_idempotency_records",
+        task="apps.common.tasks.purge_idempotency_records",
+        minute="25",
+        hour="*/6",
+        description="Forget Idempotency-Key replies older than IDEMPOTENCY_KEY_TTL_HOURS.",
+    ),
 )
 
 # Tasks installed by the command carry this marker so stale ones can be found and disabled.

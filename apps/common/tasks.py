@@ -12,3 +12,10 @@ def clear_expired_sessions() -> None:
 @shared_task(name="apps.common.tasks.purge_personal_data")
 def purge_personal_data() -> None:
     call_command("purge_personal_data")
+
+
+@shared_task(name="apps.common.tasks.purge_idempotency_records")
+def purge_idempotency_records() -> int:
+    from .idempotency import purge_expired_idempotency_records
+
+    return purge_expired_idempotency_records()

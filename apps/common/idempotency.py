@@ -1,0 +1,106 @@
+"""`Idempotency-Key` for unsafe API requests: one effect, the same reply, however often sent.
+
+- The first request with a key claims it (a row, unique per user and key) before any work.
+- A retry with the same body gets the stored reply (status and JSON) — also for errors.
+- A retry while the first is still running gets 409 `idempotency.in_progress`.
+- The same key with a different body gets 422 `idempotency.key_reused`.
+Keys are kept for `IDEMPOTENCY_KEY_TTL_HOURS` and then purged.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
+
+from .exceptions import DomainError
+from .models import IdempotencyRecord
+
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
+
+
+class IdempotencyError(DomainError):
+    code = "idempotency.error"
+
+
+def _fingerprint(request) -> str:
+    body = json.dumps(request.data, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
+
+
+def idempotent(*, required: bool = True):
+    """Decorate a DRF view method (POST) so a repeated key replays the first reply."""
+
+    def decorator(view_method):
+        @functools.wraps(view_method)
+        def wrapper(self, request, *args, **kwargs):
+            key = request.headers.get("Idempotency-Key", "").strip()
+            if not key:
+                if required:
+                    raise IdempotencyError(
+                        "idempotency.key_required",
+                        _("Send an Idempotency-Key header with this request."),
+                    )
+                return view_method(self, request, *args, **kwargs)
+            if not KEY_PATTERN.match(key):
+                raise IdempotencyError(
+                    "idempotency.key_invalid",
+                    _("The Idempotency-Key must be 8 to 128 letters, digits or - _ . :"),
+                )
+            fingerprint = _fingerprint(request)
+            try:
+                with transaction.atomic():
+                    record = IdempotencyRecord.objects.create(
+                        user=request.user,
+                        key=key,
+                        fingerprint=fingerprint,
+                        state=IdempotencyRecord.State.IN_PROGRESS,
+                    )
+            except IntegrityError:
+                existing = IdempotencyRecord.objects.get(user=request.user, key=key)
+                if existing.fingerprint != fingerprint:
+                    raise IdempotencyError(
+                        "idempotency.key_reused",
+                        _("This Idempotency-Key was used for a different request."),
+                        status_code=422,
+                    ) from None
+                if existing.state != IdempotencyRecord.State.COMPLETED:
+                    raise IdempotencyError(
+                        "idempotency.in_progress",
+                        _("The first request with this Idempotency-Key is still running."),
+                        status_code=409,
+                    ) from None
+                response = Response(existing.response_body, status=existing.response_status)
+                response["Idempotent-Replayed"] = "true"
+                return response
+            try:
+                response = view_method(self, request, *args, **kwargs)
+            except Exception as exc:
+                handled = self.handle_exception(exc)
+                if handled.status_code >= 500:
+                    record.delete()  # let the client retry a server fault with the same key
+                    raise
+                response = handled
+            record.state = IdempotencyRecord.State.COMPLETED
+            record.response_status = response.status_code
+            record.response_body = json.loads(json.dumps(response.data, cls=JSONEncoder))
+            record.save(update_fields=["state", "response_status", "response_body"])
+            return response
+
+        return wrapper
+
+    return decorator
+
+
+def purge_expired_idempotency_records() -> int:
+    cutoff = timezone.now() - timezone.timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    deleted, _counts = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

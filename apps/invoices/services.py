@@ -1,0 +1,431 @@
+"""The submission pipeline: one service decides, with a stable reason, whether an invoice enters.
+
+Every channel (API, admin, imports) calls `invoice_submit`. Steps:
+
+1. parse and normalise (full-width digits, spaces; QR payload or fields);
+2. completeness: number, issue date and total are all there;
+3. uniqueness: one live submission per number across the city, forever — a partial unique
+   index decides races, the loser gets `invoice.duplicate`;
+4. authenticity at the tax authority (`apps.invoices.verification`); "not found yet" or an
+   unreachable service leaves the invoice pending, re-checked with back-off by Celery beat;
+5. real-name match: the buyer is the consumer's verified real name;
+6. eligibility under the campaign's rules (`apps.invoices.eligibility`);
+7. per-consumer caps per day/week/month/campaign in Asia/Shanghai time, counted under a row
+   lock on the consumer so parallel submissions cannot overshoot;
+8. the risk hook (allow / hold for review / block);
+9. entry: the invoice is accepted into the campaign and the instant-draw hook runs.
+
+Rejected attempts are kept (status `rejected` is not live, so they never block the rightful
+buyer); each step's outcome is a row of the invoice's status history. Consumer submissions are
+recorded in that history rather than the audit trail; staff decisions are audited.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from apps.accounts.choices import ConsumerStatus, VerificationStatus
+from apps.accounts.models import Consumer
+from apps.audit.models import AuditCategory
+from apps.audit.services import audit_record
+from apps.common.exceptions import DomainError
+from apps.common.normalize import normalize_code
+from apps.common.states import check_transition
+from apps.draws.services import instant_draw_for_entry
+from apps.merchants.models import Merchant
+from apps.risk.services import RiskAction, risk_assess_submission
+
+from .choices import INVOICE_TRANSITIONS, LIVE_INVOICE_STATUSES, InvoiceStatus, SourceChannel
+from .eligibility import CampaignRules, campaign_for_issue_date, eligibility_failure
+from .exceptions import InvoiceRejected
+from .models import Invoice, InvoiceStatusChange
+from .validators import parse_invoice_qr, validate_invoice_number
+from .verification import TaxCheck, TaxOutcome, get_tax_verifier
+
+# Statuses that count against a consumer's caps: every entry, including held and reversed ones.
+CAP_STATUSES = (InvoiceStatus.ACCEPTED, InvoiceStatus.HELD, InvoiceStatus.REVERSED)
+MAX_TOTAL = Decimal("99999999999.99")
+# Plain yuan amounts only: no sign, exponent, or more than two decimals.
+TOTAL_PATTERN = re.compile(r"^[0-9]{1,11}(\.[0-9]{1,2})?$")
+
+
+@dataclass(frozen=True)
+class InvoiceQuestion:
+    """A submission reduced to what the tax authority verifies: number + date + total."""
+
+    number: str
+    issue_date: date
+    total: Decimal
+    invoice_type: str = ""
+
+
+@dataclass(frozen=True)
+class SubmissionResult:
+    invoice: Invoice
+    instant_prize: dict | None = None
+
+
+def _validation_to_domain(exc: ValidationError) -> DomainError:
+    code = getattr(exc, "code", None) or "invoice.invalid"
+    return DomainError(code, " ".join(str(m) for m in exc.messages), status_code=400)
+
+
+def parse_submission(data: Mapping, *, today: date | None = None) -> InvoiceQuestion:
+    """Steps 1–2: a QR payload, or the three fields, normalised and validated."""
+    today = today or timezone.localdate()
+    qr = data.get("qr")
+    if qr not in (None, ""):
+        try:
+            parsed = parse_invoice_qr(qr, today=today)
+        except ValidationError as exc:
+            raise _validation_to_domain(exc) from exc
+        return InvoiceQuestion(parsed.number, parsed.issue_date, parsed.total, parsed.invoice_type)
+    number, issue_date, total = data.get("number"), data.get("issue_date"), data.get("total")
+    if number in (None, "") or issue_date in (None, "") or total in (None, ""):
+        raise InvoiceRejected("invoice.incomplete")
+    try:
+        number = validate_invoice_number(number, today=today)
+    except ValidationError as exc:
+        raise _validation_to_domain(exc) from exc
+    if not isinstance(issue_date, date):
+        try:
+            issue_date = date.fromisoformat(normalize_code(str(issue_date)))
+        except ValueError:
+            raise InvoiceRejected("invoice.invalid_date") from None
+    if issue_date > today:
+        raise InvoiceRejected("invoice.future_date")
+    try:
+        text = normalize_code(str(total))
+    except ValidationError:
+        raise InvoiceRejected("invoice.invalid_total") from None
+    if not TOTAL_PATTERN.match(text):
+        raise InvoiceRejected("invoice.invalid_total")
+    total = Decimal(text)
+    if total <= 0 or total > MAX_TOTAL:
+        raise InvoiceRejected("invoice.invalid_total")
+    return InvoiceQuestion(number, issue_date, total.quantize(Decimal("0.01")))
+
+
+def _history(
+    invoice: Invoice, from_status: str, to_status: str, code: str = "", note: str = "", actor=None
+):
+    InvoiceStatusChange.objects.create(
+        invoice=invoice,
+        from_status=from_status,
+        to_status=to_status,
+        code=code,
+        note=note[:500],
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        at=timezone.now(),
+    )
+
+
+def _new_invoice(consumer: Consumer, question: InvoiceQuestion, channel: str) -> Invoice:
+    return Invoice(
+        number=question.number,
+        issue_date=question.issue_date,
+        total=question.total,
+        invoice_type=question.invoice_type or "32",
+        consumer=consumer,
+        source_channel=channel,
+        submitted_at=timezone.now(),
+    )
+
+
+def _fill_from_record(invoice: Invoice, record, consumer_name: str, matched: bool) -> None:
+    invoice.invoice_type = record.invoice_type
+    invoice.issued_at = record.issued_at
+    invoice.seller_uscc = record.seller_uscc
+    invoice.seller_name = record.seller_name
+    invoice.buyer_tax_id = record.buyer_tax_id
+    invoice.amount, invoice.tax, invoice.total = record.amount, record.tax, record.total
+    invoice.buyer_name = consumer_name if matched else (record.buyer_name or "")
+
+
+def _record_rejection(
+    consumer: Consumer, question: InvoiceQuestion, channel: str, code: str, *, record=None
+) -> Invoice:
+    """Keep a rejected attempt on record (not live: it never blocks anybody)."""
+    with transaction.atomic():
+        invoice = _new_invoice(consumer, question, channel)
+        if record is not None:
+            _fill_from_record(invoice, record, "", matched=False)
+            if invoice.total != question.total:  # keep what the consumer claimed
+                invoice.amount = invoice.tax = None
+                invoice.total = question.total
+        invoice.status = InvoiceStatus.REJECTED
+        invoice.rejection_code = code
+        invoice.decided_at = invoice.submitted_at
+        invoice.save(force_insert=True)
+        _history(invoice, "", InvoiceStatus.REJECTED, code)
+    return invoice
+
+
+def _cap_failure(consumer: Consumer, campaign, at) -> tuple[str, dict] | None:
+    local = timezone.localtime(at)
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    week = day - timedelta(days=day.weekday())
+    month = day.replace(day=1)
+    counts = Invoice.objects.filter(
+        consumer=consumer, campaign=campaign, status__in=CAP_STATUSES
+    ).aggregate(
+        day=Count("pk", filter=Q(submitted_at__gte=day, submitted_at__lt=day + timedelta(days=1))),
+        week=Count(
+            "pk", filter=Q(submitted_at__gte=week, submitted_at__lt=week + timedelta(days=7))
+        ),
+        month=Count("pk", filter=Q(submitted_at__gte=month)),
+        campaign=Count("pk"),
+    )
+    for key, cap, code in (
+        ("day", campaign.cap_per_day, "limit.daily_reached"),
+        ("week", campaign.cap_per_week, "limit.weekly_reached"),
+        ("month", campaign.cap_per_month, "limit.monthly_reached"),
+        ("campaign", campaign.cap_per_campaign, "limit.campaign_reached"),
+    ):
+        if cap is not None and counts[key] >= cap:
+            return code, {"limit": cap}
+    return None
+
+
+def _decide(
+    *,
+    consumer: Consumer,
+    question: InvoiceQuestion,
+    record,
+    channel: str,
+    pending: Invoice | None = None,
+) -> tuple[Invoice, str, dict, dict | None]:
+    """Steps 5–9 for a verified invoice, in one transaction under the consumer's row lock.
+
+    Returns (invoice, rejection code or "", detail, instant prize). A new submission is
+    inserted with its final status; a pending one moves from `pending`.
+    """
+    with transaction.atomic():
+        consumer = Consumer.objects.select_for_update().get(pk=consumer.pk)
+        invoice = pending or _new_invoice(consumer, question, channel)
+        if pending is not None:
+            invoice = Invoice.objects.select_for_update().get(pk=pending.pk)
+            if invoice.status != InvoiceStatus.PENDING:
+                return invoice, invoice.rejection_code, {}, None
+        code, detail, campaign = "", {}, None
+        real_name = consumer.real_name
+        matched = bool(real_name) and record.buyer_name_matches(real_name)
+        if consumer.status != ConsumerStatus.ACTIVE:
+            code = "consumer.frozen"
+        elif not matched:
+            code = "invoice.name_mismatch"
+        else:
+            campaign = campaign_for_issue_date(question.issue_date)
+            if campaign is None:
+                code = "invoice.no_campaign"
+        merchant = Merchant.objects.filter(uscc=record.seller_uscc).first()
+        if not code:
+            failure = eligibility_failure(
+                rules=CampaignRules.load(campaign), record=record, merchant=merchant
+            )
+            if failure is None:
+                failure = _cap_failure(consumer, campaign, invoice.submitted_at)
+            if failure is not None:
+                code, detail = failure
+        risk = None
+        if not code:
+            risk = risk_assess_submission(consumer=consumer, record=record, campaign=campaign)
+            if risk.action == RiskAction.BLOCK:
+                code, detail = "risk.blocked", {}
+        _fill_from_record(invoice, record, real_name, matched)
+        invoice.merchant = merchant
+        now = timezone.now()
+        invoice.decided_at = now
+        previous = invoice.status if pending is not None else ""
+        if code:
+            target = InvoiceStatus.REJECTED
+            invoice.rejection_code = code
+        else:
+            target = (
+                InvoiceStatus.HELD if risk.action == RiskAction.HOLD else InvoiceStatus.ACCEPTED
+            )
+            invoice.campaign = campaign
+            if target == InvoiceStatus.ACCEPTED:
+                invoice.entered_at = now
+        if pending is not None:
+            check_transition(INVOICE_TRANSITIONS, previous, target, entity="invoice")
+        invoice.status = target
+        invoice.next_check_at = None
+        try:
+            with transaction.atomic():
+                invoice.save(force_insert=pending is None)
+        except IntegrityError:
+            # Another live submission of this number won the race.
+            if pending is not None:
+                raise
+            invoice.pk = None
+            invoice.status, invoice.rejection_code, invoice.campaign = (
+                InvoiceStatus.REJECTED,
+                "invoice.duplicate",
+                None,
+            )
+            invoice.entered_at = None
+            invoice.save(force_insert=True)
+            _history(invoice, "", InvoiceStatus.REJECTED, "invoice.duplicate")
+            return invoice, "invoice.duplicate", {}, None
+        if pending is None:
+            _history(invoice, "", InvoiceStatus.PENDING, "invoice.received")
+            previous = InvoiceStatus.PENDING
+        note = "; ".join(risk.reasons) if risk is not None else ""
+        _history(invoice, previous, target, code or (risk.code if risk else ""), note)
+        prize = None
+        if target == InvoiceStatus.ACCEPTED:
+            prize = instant_draw_for_entry(invoice=invoice)
+        return invoice, code, detail, prize
+
+
+def _check_consumer(consumer: Consumer) -> None:
+    if consumer.status != ConsumerStatus.ACTIVE:
+        raise InvoiceRejected("consumer.frozen")
+    if consumer.verification_status != VerificationStatus.VERIFIED:
+        raise InvoiceRejected("consumer.not_verified")
+
+
+def _pending_deadline(invoice: Invoice):
+    return invoice.submitted_at + timedelta(hours=settings.INVOICE_PENDING_MAX_HOURS)
+
+
+def _next_check(attempts: int):
+    """Exponential back-off: base, 2×base, 4×base … capped (the tax database lags ~1 hour)."""
+    minutes = min(
+        settings.INVOICE_RECHECK_BASE_MINUTES * 2**attempts, settings.INVOICE_RECHECK_MAX_MINUTES
+    )
+    return timezone.now() + timedelta(minutes=minutes)
+
+
+def invoice_submit(
+    *, consumer: Consumer, data: Mapping, channel: str = SourceChannel.APP
+) -> SubmissionResult:
+    """Run the whole pipeline for one submission. Raises `InvoiceRejected` (after keeping the
+    rejected attempt on record) or a 400 `DomainError` for malformed input."""
+    _check_consumer(consumer)
+    question = parse_submission(data)
+    live = Invoice.objects.filter(number=question.number, status__in=LIVE_INVOICE_STATUSES)
+    if live.exists():
+        rejected = _record_rejection(consumer, question, channel, "invoice.duplicate")
+        raise InvoiceRejected("invoice.duplicate", detail={"invoice": str(rejected.uid)})
+    check = get_tax_verifier().verify(
+        number=question.number, issue_date=question.issue_date, total=question.total
+    )
+    if check.outcome == TaxOutcome.MISMATCH:
+        rejected = _record_rejection(consumer, question, channel, "invoice.mismatch")
+        raise InvoiceRejected(
+            "invoice.mismatch",
+            detail={"invoice": str(rejected.uid), "fields": list(check.mismatched_fields)},
+        )
+    if check.outcome != TaxOutcome.FOUND:
+        return SubmissionResult(_create_pending(consumer, question, channel, check))
+    invoice, code, detail, prize = _decide(
+        consumer=consumer, question=question, record=check.record, channel=channel
+    )
+    if code:
+        raise InvoiceRejected(code, detail={**detail, "invoice": str(invoice.uid)})
+    return SubmissionResult(invoice, prize)
+
+
+def _create_pending(consumer, question, channel, check: TaxCheck) -> Invoice:
+    """Not found yet, or the tax service is unreachable: hold the number and re-check later."""
+    invoice = _new_invoice(consumer, question, channel)
+    invoice.status = InvoiceStatus.PENDING
+    invoice.next_check_at = _next_check(0)
+    note = check.detail or check.outcome
+    try:
+        with transaction.atomic():
+            invoice.save(force_insert=True)
+            _history(invoice, "", InvoiceStatus.PENDING, f"tax.{check.outcome}", note)
+    except IntegrityError:
+        rejected = _record_rejection(consumer, question, channel, "invoice.duplicate")
+        raise InvoiceRejected("invoice.duplicate", detail={"invoice": str(rejected.uid)}) from None
+    return invoice
+
+
+def invoice_recheck(*, invoice_id: int) -> Invoice:
+    """Re-verify a pending invoice; decide it, or schedule the next check with back-off.
+
+    Past `INVOICE_PENDING_MAX_HOURS` an invoice the tax authority still does not know is
+    rejected with `invoice.not_found`. Idempotent: a decided invoice is left alone.
+    """
+    invoice = Invoice.objects.select_related("consumer").get(pk=invoice_id)
+    if invoice.status != InvoiceStatus.PENDING:
+        return invoice
+    question = InvoiceQuestion(invoice.number, invoice.issue_date, invoice.total)
+    check = get_tax_verifier().verify(
+        number=question.number, issue_date=question.issue_date, total=question.total
+    )
+    if check.outcome == TaxOutcome.FOUND:
+        decided, _code, _detail, _prize = _decide(
+            consumer=invoice.consumer,
+            question=question,
+            record=check.record,
+            channel=invoice.source_channel,
+            pending=invoice,
+        )
+        return decided
+    with transaction.atomic():
+        invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
+        if invoice.status != InvoiceStatus.PENDING:
+            return invoice
+        invoice.verification_attempts += 1
+        if check.outcome == TaxOutcome.MISMATCH or timezone.now() >= _pending_deadline(invoice):
+            code = (
+                "invoice.mismatch" if check.outcome == TaxOutcome.MISMATCH else "invoice.not_found"
+            )
+            invoice.status, invoice.rejection_code = InvoiceStatus.REJECTED, code
+            invoice.decided_at, invoice.next_check_at = timezone.now(), None
+            invoice.save()
+            _history(invoice, InvoiceStatus.PENDING, InvoiceStatus.REJECTED, code)
+        else:
+            invoice.next_check_at = _next_check(invoice.verification_attempts)
+            invoice.save(update_fields=["verification_attempts", "next_check_at", "updated_at"])
+            _history(
+                invoice,
+                InvoiceStatus.PENDING,
+                InvoiceStatus.PENDING,
+                f"tax.{check.outcome}",
+                check.detail,
+            )
+    return invoice
+
+
+def invoice_review(*, invoice: Invoice, accept: bool, actor, reason: str) -> Invoice:
+    """A reviewer releases a held invoice into the campaign or rejects it. Audited."""
+    with transaction.atomic():
+        invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        target = InvoiceStatus.ACCEPTED if accept else InvoiceStatus.REJECTED
+        check_transition(INVOICE_TRANSITIONS, invoice.status, target, entity="invoice")
+        before = invoice.status
+        invoice.status = target
+        invoice.decided_at = timezone.now()
+        if accept:
+            invoice.entered_at = invoice.decided_at
+        else:
+            invoice.rejection_code = "review.rejected"
+        invoice.save()
+        _history(invoice, before, target, "" if accept else "review.rejected", reason, actor)
+        audit_record(
+            action="invoice.released" if accept else "invoice.review_rejected",
+            category=AuditCategory.STATE,
+            target=invoice,
+            actor=actor,
+            reason=reason,
+            before={"status": before},
+            after={"status": target},
+        )
+    if accept:
+        instant_draw_for_entry(invoice=invoice)
+    return invoice
