@@ -281,6 +281,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "apps.common.api.exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "apps.common.parsers.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "lotteryinvoice API",
@@ -405,8 +410,9 @@ SMS_GATEWAY_SECRET = env.str("SMS_GATEWAY_SECRET", default="")
 SMS_GATEWAY_TIMEOUT = env.float("SMS_GATEWAY_TIMEOUT", default=5.0)
 # Pending invoices ("not found yet" at the tax authority): back-off and give-up time.
 INVOICE_PENDING_MAX_HOURS = env.int("INVOICE_PENDING_MAX_HOURS", default=48)
-INVOICE_RECHECK_BASE_MINUTES = env.int("INVOICE_RECHECK_BASE_MINUTES", default=5)
-INVOICE_RECHECK_MAX_MINUTES = env.int("INVOICE_RECHECK_MAX_MINUTES", default=60)
+# 1 h, 2 h, 4 h, 8 h, 12 h …: about five checks a day, the services' quota per invoice.
+INVOICE_RECHECK_BASE_MINUTES = env.int("INVOICE_RECHECK_BASE_MINUTES", default=60)
+INVOICE_RECHECK_MAX_MINUTES = env.int("INVOICE_RECHECK_MAX_MINUTES", default=720)
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)
 # API rate limits (DRF syntax "N/sec|min|hour|day"), per signed-in user, per IP, per submit.
 API_THROTTLE_RATES = {

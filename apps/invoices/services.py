@@ -364,7 +364,9 @@ def invoice_recheck(*, invoice_id: int) -> Invoice:
     if invoice.status != InvoiceStatus.PENDING:
         return invoice
     question = InvoiceQuestion(invoice.number, invoice.issue_date, invoice.total)
-    check = get_tax_verifier().verify(
+    # Uncached: the back-off schedule itself keeps within the service's daily quota, and a
+    # cached "not found" would hide the record the tax database has since caught up with.
+    check = get_tax_verifier(cached=False).verify(
         number=question.number, issue_date=question.issue_date, total=question.total
     )
     if check.outcome == TaxOutcome.FOUND:
