@@ -67,6 +67,7 @@ ROLES: tuple[Role, ...] = (
         frozenset(
             CORE_READ
             | perms("invoices.invoice", CHANGE)
+            | {"invoices.review_invoice"}
             | perms("invoices.taxinvoicerecord", VIEW)
             | perms("accounts.consumer", VIEW)
             | REVEAL

@@ -161,10 +161,15 @@ CONSUMER_USERNAME_PREFIX = "c_"
 _REGISTER_ATTEMPTS = 3
 
 
+def new_consumer_username() -> str:
+    """A consumer's login name: `c_` and 12 random hex digits (it never shows a phone)."""
+    return f"{CONSUMER_USERNAME_PREFIX}{secrets.token_hex(6)}"
+
+
 def _new_consumer_user():
-    """A consumer's login: a random name (`c_` + 12 hex), no usable password, never staff."""
+    """A consumer's login: a random name, no usable password, never staff."""
     User = get_user_model()
-    user = User(username=f"{CONSUMER_USERNAME_PREFIX}{secrets.token_hex(6)}")
+    user = User(username=new_consumer_username())
     user.set_unusable_password()
     user.save()
     return user

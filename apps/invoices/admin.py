@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.common.admin import (
@@ -22,6 +24,7 @@ from apps.common.admin import (
     masked_display,
     normalize_search_term,
     parse_uuid,
+    run_service_action,
 )
 from apps.common.exceptions import InvalidTransition
 from apps.common.masking import mask_name
@@ -37,6 +40,7 @@ from .models import (
     InvoiceStatusChange,
     TaxInvoiceRecord,
 )
+from .services import invoice_review
 
 INVOICE_NUMBER_RE = re.compile(r"[0-9]{20}")
 USCC_RE = re.compile(rf"[{USCC_ALPHABET}]{{18}}")
@@ -198,6 +202,10 @@ class RejectionCodeFilter(CachedDistinctValuesFilter):
     field_name = "rejection_code"
 
 
+class ReviewActionForm(ActionForm):
+    reason = forms.CharField(label=_("Reason"), required=False, max_length=300)
+
+
 @admin.register(Invoice)
 class InvoiceAdmin(
     PersonalDataAdminMixin, ReadOnlyAdminMixin, LargeTableAdminMixin, admin.ModelAdmin
@@ -238,6 +246,40 @@ class InvoiceAdmin(
     search_help_text = _("Exact invoice number, seller credit code or UID.")
     raw_id_fields = ("consumer", "merchant", "campaign")
     inlines = (InvoiceStatusChangeInline,)
+    action_form = ReviewActionForm
+    actions = ("release_held", "reject_held")
+
+    def has_review_permission(self, request) -> bool:
+        return request.user.has_perm("invoices.review_invoice")
+
+    @admin.action(
+        description=_("Release selected held invoices into the campaign"), permissions=["review"]
+    )
+    def release_held(self, request, queryset):
+        self._review(request, queryset, accept=True)
+
+    @admin.action(description=_("Reject selected held invoices"), permissions=["review"])
+    def reject_held(self, request, queryset):
+        self._review(request, queryset, accept=False)
+
+    def _review(self, request, queryset, *, accept: bool) -> None:
+        reason = (request.POST.get("reason") or "").strip()
+        if not reason:
+            self.message_user(request, gettext("A reason is required."), messages.ERROR)
+            return
+        run_service_action(
+            self,
+            request,
+            queryset,
+            lambda invoice: invoice_review(
+                invoice=invoice, accept=accept, actor=request.user, reason=reason
+            ),
+            done_message=lambda n: (
+                ngettext("%(count)d invoice reviewed.", "%(count)d invoices reviewed.", n)
+                % {"count": n}
+            ),
+        )
+
     fieldsets = (
         (None, {"fields": ("number", "invoice_type", "issue_date", "issued_at", "uid")}),
         (_("Seller"), {"fields": ("merchant", "seller_name", "seller_uscc")}),

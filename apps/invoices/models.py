@@ -218,6 +218,7 @@ class Invoice(TimeStampedModel):
         verbose_name = _("invoice")
         verbose_name_plural = _("invoices")
         ordering = ["-submitted_at"]
+        permissions = [("review_invoice", _("Can release or reject held invoices"))]
         constraints = [
             models.UniqueConstraint(
                 fields=["number"],
