@@ -909,21 +909,21 @@ NOTE_ACCEPTED = "税务核验通过，已进入抽奖池"
 NOTE_REVERSED = "复核发现发票已红冲，取消入池资格"
 NOTES = {
     "invoice.not_found": "多次核验均未在税务系统查到该发票",
-    "invoice.already_entered": "该发票已由其他用户提交",
+    "invoice.duplicate": "该发票已由其他用户提交",
     "invoice.name_mismatch": "购买方名称与实名信息不一致",
     "invoice.below_minimum": "价税合计低于活动最低金额",
     "invoice.agent_issued": "税务机关代开发票不参与活动",
-    "invoice.seller_not_eligible": "销售方行业或地区不在活动范围内",
+    "invoice.industry_not_eligible": "销售方行业或地区不在活动范围内",
     "invoice.seller_suspended": "销售方已暂停参与活动",
     "invoice.seller_blacklisted": "销售方已列入活动黑名单",
     "invoice.red_flushed": "发票已红冲",
     "invoice.partially_red_flushed": "发票已部分红冲，转人工审核",
-    "invoice.daily_cap_reached": "已达每日参与上限",
-    "invoice.weekly_cap_reached": "已达每周参与上限",
-    "invoice.monthly_cap_reached": "已达每月参与上限",
-    "invoice.campaign_cap_reached": "已达本期活动参与上限",
+    "limit.daily_reached": "已达每日参与上限",
+    "limit.weekly_reached": "已达每周参与上限",
+    "limit.monthly_reached": "已达每月参与上限",
+    "limit.campaign_reached": "已达本期活动参与上限",
     "risk.manual_review": "风险规则命中，转人工审核",
-    "invoice.review_rejected": "人工审核不通过",
+    "review.rejected": "人工审核不通过",
 }
 
 
@@ -962,7 +962,7 @@ def decide(
         # 1. One invoice enters once; 2. the consumer's caps (both known at submission).
         at_submission = submitted + plan.decide_delay
         if plan.number in live_numbers:
-            reject("invoice.already_entered", at_submission, 0)
+            reject("invoice.duplicate", at_submission, 0)
             continue
         cap_code = _cap_reached(plan, campaign, counters)
         if cap_code:
@@ -1015,7 +1015,7 @@ def decide(
             reject("invoice.seller_suspended", check_at, attempts)
             continue
         if not (rules.industry_ok(merchant.industry.code) and rules.area_ok(merchant.area_code)):
-            reject("invoice.seller_not_eligible", check_at, attempts)
+            reject("invoice.industry_not_eligible", check_at, attempts)
             continue
         red_before = record.red_at is not None and record.red_at <= check_at
         if red_before and record.status == RegistryStatus.RED_FLUSHED:
@@ -1062,7 +1062,7 @@ def decide(
                 (InvoiceStatus.HELD, InvoiceStatus.ACCEPTED, "", NOTE_ACCEPTED, reviewed_at, True)
             )
         else:
-            code = "invoice.review_rejected"
+            code = "review.rejected"
             plan.status, plan.rejection_code = InvoiceStatus.REJECTED, code
             history.append(
                 (InvoiceStatus.HELD, InvoiceStatus.REJECTED, code, NOTES[code], reviewed_at, True)
@@ -1109,10 +1109,10 @@ def _cap_reached(
     plan: InvoicePlan, campaign: Campaign, counters: tuple[Counter, Counter, Counter, Counter]
 ) -> str:
     caps = (
-        (campaign.cap_per_day, "invoice.daily_cap_reached"),
-        (campaign.cap_per_week, "invoice.weekly_cap_reached"),
-        (campaign.cap_per_month, "invoice.monthly_cap_reached"),
-        (campaign.cap_per_campaign, "invoice.campaign_cap_reached"),
+        (campaign.cap_per_day, "limit.daily_reached"),
+        (campaign.cap_per_week, "limit.weekly_reached"),
+        (campaign.cap_per_month, "limit.monthly_reached"),
+        (campaign.cap_per_campaign, "limit.campaign_reached"),
     )
     for (cap, code), counter, key in zip(caps, counters, _period_keys(plan), strict=True):
         if cap is not None and counter[key] >= cap:
