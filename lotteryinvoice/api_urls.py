@@ -8,5 +8,6 @@ app_name = "api"
 
 urlpatterns = [
     path("", api_root, name="root"),
+    path("me/", include("apps.accounts.api.urls")),
     path("", include("apps.invoices.api.urls")),
 ]

@@ -90,10 +90,14 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "import_export",
     "csp",
-    # Sign-in: allauth (staff log-in with mandatory TOTP), django-axes (lockout).
+    # Sign-in: allauth (staff log-in with mandatory TOTP; consumers' app API with SMS codes
+    # through allauth headless; the city app's OpenID Connect), django-axes (lockout).
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.headless",
     "axes",
     "apps.common",
     "apps.audit",
@@ -275,7 +279,12 @@ DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="noreply@lotte
 # REST API: authenticated by default, never AllowAny.
 REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    # The consumer app: allauth's session token in the X-Session-Token header (first, so that
+    # "not signed in" is a 401); the back office: its session cookie (with CSRF).
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps.accounts.api.authentication.ConsumerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -343,9 +352,42 @@ LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "admin:index"
 LOGOUT_REDIRECT_URL = "account_login"
 ACCOUNT_ADAPTER = "apps.accounts.adapters.AccountAdapter"
-ACCOUNT_LOGIN_METHODS = {"username"}
-ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*", "password2*"]  # sign-up is closed (adapter)
+# Staff sign in by username (browser pages), consumers by phone (the app API, SMS code). The
+# browser form stays a plain username field (StaffLoginForm).
+ACCOUNT_LOGIN_METHODS = {"username", "phone"}
+ACCOUNT_FORMS = {"login": "apps.accounts.forms.StaffLoginForm"}
+# Sign-up is closed (adapter): staff are created by the administrator, consumers by their first
+# confirmed SMS code. No "phone*" here: a required phone would stop every staff login (staff have
+# no phone) at allauth's phone-verification stage.
+ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"  # staff accounts are created by the system administrator
+ACCOUNT_PREVENT_ENUMERATION = True  # a code request never tells whether a phone has an account
+# Consumers: sign-in by a 6-digit SMS code, valid 5 minutes, 5 tries, then a new code is needed.
+ACCOUNT_LOGIN_BY_CODE_ENABLED = True
+ACCOUNT_LOGIN_BY_CODE_REQUIRED = False  # staff use password + TOTP, not codes
+ACCOUNT_LOGIN_BY_CODE_TIMEOUT = 5 * 60
+ACCOUNT_LOGIN_BY_CODE_MAX_ATTEMPTS = 5
+ACCOUNT_LOGIN_BY_CODE_SUPPORTS_RESEND = False  # a new code is a new (rate-limited) request
+ACCOUNT_PHONE_VERIFICATION_ENABLED = True
+ACCOUNT_PHONE_VERIFICATION_CODE_FORMAT = {"numeric": True, "length": 6, "dashed": False}
+ACCOUNT_PHONE_VERIFICATION_TIMEOUT = 5 * 60
+ACCOUNT_PHONE_VERIFICATION_MAX_ATTEMPTS = 5
+# allauth's rate limits ("N/period/ip|key|user", all must pass), in the shared cache. Codes:
+# per phone one a minute, 5 an hour, 10 a day; per client address 30 in 10 minutes (mobile
+# carriers put many people behind one address, so this one is loose). Exceeding them is a 429.
+ACCOUNT_RATE_LIMITS = {
+    "request_login_code": "1/1m/key,5/1h/key,10/1d/key,30/10m/ip",
+    "verify_phone": "1/1m/key,5/1h/key,30/10m/ip",
+    "change_phone": "1/1m/user,5/1d/user",
+    "login": "30/1m/ip",
+    "login_failed": "10/1m/ip,5/5m/key",
+    "signup": "20/1m/ip",
+    "reauthenticate": "10/1m/user",
+    "change_password": "5/1m/user",
+    "reset_password": "20/1m/ip,5/1m/key",
+    "reset_password_from_key": "20/1m/ip",
+    "manage_email": "10/1m/user",
+}
 ACCOUNT_SESSION_REMEMBER = False  # never a persistent cookie
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False  # other sessions die through the session auth hash
@@ -362,6 +404,56 @@ MFA_TOTP_TOLERANCE = 0
 MFA_RECOVERY_CODE_COUNT = 10
 MFA_TRUST_ENABLED = False  # no "trust this browser": every sign-in asks for the code
 MFA_PASSKEY_LOGIN_ENABLED = False
+
+# Consumers' app API (allauth headless): only the "app" client (session token in the
+# X-Session-Token header, never a cookie); staff keep the browser pages, so not headless-only.
+# Staff accounts are refused here in every flow (apps.accounts.adapters).
+HEADLESS_CLIENTS = ("app",)
+HEADLESS_ONLY = False
+HEADLESS_FRONTEND_URLS: dict[str, str] = {}  # the app links nowhere by e-mail; nothing to map
+HEADLESS_SERVE_SPECIFICATION = False
+# allauth's session tokens, with the app's idle and absolute limits enforced at every lookup.
+HEADLESS_TOKEN_STRATEGY = "apps.accounts.api.authentication.ConsumerSessionTokenStrategy"
+# An app session ends after 7 days without a request, and 30 days after sign-in whatever the
+# activity. (The back office's 15-minute idle limit is for staff cookies; a phone app that asked
+# for a new SMS code every quarter of an hour would be unusable.)
+CONSUMER_SESSION_IDLE_TIMEOUT_SECONDS = 7 * 24 * 3600
+CONSUMER_SESSION_ABSOLUTE_TIMEOUT_SECONDS = 30 * 24 * 3600
+
+# The city app's sign-in (OpenID Connect), for consumers in the app only; configured when all
+# three variables are set. Its verified identity claims go to the Consumer (encrypted), nothing
+# to the User row (apps.accounts.adapters.SocialAccountAdapter).
+SOCIALACCOUNT_ADAPTER = "apps.accounts.adapters.SocialAccountAdapter"
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # never join accounts by e-mail
+SOCIALACCOUNT_QUERY_EMAIL = False
+SOCIALACCOUNT_STORE_TOKENS = False  # the city app's tokens are not kept
+SOCIALACCOUNT_PROVIDERS: dict[str, dict] = {}
+CITY_OIDC_SERVER_URL = env.str("CITY_OIDC_SERVER_URL", default="")
+CITY_OIDC_CLIENT_ID = env.str("CITY_OIDC_CLIENT_ID", default="")
+CITY_OIDC_CLIENT_SECRET = env.str("CITY_OIDC_CLIENT_SECRET", default="")
+_city_oidc = (CITY_OIDC_SERVER_URL, CITY_OIDC_CLIENT_ID, CITY_OIDC_CLIENT_SECRET)
+if any(_city_oidc) and not all(_city_oidc):
+    raise ImproperlyConfigured(
+        "The city app sign-in needs all of CITY_OIDC_SERVER_URL, CITY_OIDC_CLIENT_ID and "
+        "CITY_OIDC_CLIENT_SECRET (or none of them)."
+    )
+if all(_city_oidc):
+    SOCIALACCOUNT_PROVIDERS["openid_connect"] = {
+        "OAUTH_PKCE_ENABLED": True,
+        "APPS": [
+            {
+                "provider_id": "city",
+                "name": "City app",
+                "client_id": CITY_OIDC_CLIENT_ID,
+                "secret": CITY_OIDC_CLIENT_SECRET,
+                "settings": {
+                    "server_url": CITY_OIDC_SERVER_URL,
+                    "scope": ["openid", "profile", "phone"],
+                },
+            }
+        ],
+    }
 
 # Lockout (django-axes): 5 failures lock the login name and, separately, the client address for
 # 30 minutes. The answer to a locked-out attempt is the ordinary failed-login answer.

@@ -1,11 +1,14 @@
-"""Top-level URLs: the admin (at a configurable path), sign-in, the API, its schema and docs."""
+"""Top-level URLs: the admin (at a configurable path), sign-in (staff pages and the consumer
+app's allauth headless API), the API, its schema and docs."""
 
+from allauth.headless.constants import Client
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
+from apps.accounts.api.headless import ConsumerConfirmLoginCodeView, ConsumerRequestLoginCodeView
 from apps.accounts.auth_views import activate_totp, admin_login
 from apps.common.views import healthz
 
@@ -20,6 +23,17 @@ urlpatterns = [
     # Before allauth's own pattern of the same path and name: set-up also records the factor.
     path("accounts/2fa/totp/activate/", activate_totp, name="mfa_activate_totp"),
     path("accounts/", include("allauth.urls")),
+    # The consumer app (allauth headless, app client). Before allauth's own patterns of the same
+    # paths: a confirmed code for an unknown phone also creates the consumer.
+    path(
+        "_allauth/app/v1/auth/code/request",
+        ConsumerRequestLoginCodeView.as_api_view(client=Client.APP),
+    ),
+    path(
+        "_allauth/app/v1/auth/code/confirm",
+        ConsumerConfirmLoginCodeView.as_api_view(client=Client.APP),
+    ),
+    path("_allauth/", include("allauth.headless.urls")),
     path("api/v1/", include("lotteryinvoice.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),

@@ -12,6 +12,7 @@ import re
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from apps.common.normalize import to_halfwidth
@@ -58,7 +59,7 @@ class PhoneField(forms.CharField):
     normalised mainland number instead of allauth's E.164 spelling."""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("label", _("Mobile phone"))
+        kwargs.setdefault("label", capfirst(_("mobile phone")))
         kwargs.setdefault("max_length", 32)
         kwargs.setdefault("widget", forms.TextInput(attrs={"autocomplete": "tel", "type": "tel"}))
         super().__init__(**kwargs)

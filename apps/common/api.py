@@ -37,6 +37,19 @@ _DRF_CODES = {
 }
 
 
+def _drf_code(exc: exceptions.APIException) -> str:
+    """Our code for a DRF exception: the one it was raised with (`PermissionDenied(code=
+    "consumer.frozen")`, or a subclass's `default_code`) when that is not DRF's generic code for
+    its kind, else the mapped generic code (`auth.permission_denied` …)."""
+    for cls, mapped in _DRF_CODES.items():
+        if isinstance(exc, cls):
+            given = None if isinstance(exc, exceptions.ValidationError) else exc.get_codes()
+            if isinstance(given, str) and given != cls.default_code:
+                return given
+            return mapped
+    return "error"
+
+
 def exception_handler(exc, context):
     """Render every error as `{"code", "message", "detail"}` with a translated message."""
     if isinstance(exc, DomainError):
@@ -57,7 +70,7 @@ def exception_handler(exc, context):
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
-    code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
+    code = _drf_code(exc)
     if isinstance(exc, exceptions.ValidationError):
         message = _("The request has invalid fields.")
         detail = response.data if isinstance(response.data, dict) else {"errors": response.data}
