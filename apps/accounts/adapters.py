@@ -34,7 +34,7 @@ from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.signals import user_login_failed
-from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpResponseForbidden, JsonResponse
 from django.shortcuts import resolve_url
@@ -222,9 +222,7 @@ def send_code_sms(*, phone: str, code: str) -> None:
     """Text a one-time code. The log line carries the masked phone only, never the code; a
     gateway failure is answered to the app as `sms.unavailable` (503) or `sms.invalid_phone`."""
     try:
-        message_id = get_sms_backend().send(
-            phone=phone, template=LOGIN_CODE_SMS_TEMPLATE, params={"code": code}
-        )
+        get_sms_backend().send(phone=phone, template=LOGIN_CODE_SMS_TEMPLATE, params={"code": code})
     except SMSError as exc:
         logger.warning("sign-in code to %s not sent: %s", mask_phone(phone), exc.reason or exc.code)
         request = context.request
@@ -235,7 +233,6 @@ def send_code_sms(*, phone: str, code: str) -> None:
             "errors": [{"code": exc.code, "message": str(exc.message), "param": "phone"}],
         }
         raise ImmediateHttpResponse(JsonResponse(body, status=exc.status_code)) from None
-    logger.info("sign-in code sent to %s (message %s)", mask_phone(phone), message_id)
 
 
 class MFAAdapter(DefaultMFAAdapter):
@@ -336,8 +333,14 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
       consumer (one identity, one consumer).
     """
 
+    @staticmethod
+    def at_app_door(request, sociallogin) -> bool:
+        # The token flow is an app API request; the redirect flow's callback is a browser page
+        # of a sign-in the app started (allauth marks such a sign-in "headless").
+        return is_app_request(request) or sociallogin.is_headless
+
     def is_open_for_signup(self, request, sociallogin) -> bool:
-        return is_app_request(request)
+        return self.at_app_door(request, sociallogin)
 
     def is_auto_signup_allowed(self, request, sociallogin) -> bool:
         return True  # there is no sign-up form to show: the identity comes from the city app
@@ -353,11 +356,14 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         return user
 
     def pre_social_login(self, request, sociallogin) -> None:
-        if not is_app_request(request):
+        if not self.at_app_door(request, sociallogin):
             # The browser pages serve staff, who never sign in with the city app.
             raise ImmediateHttpResponse(HttpResponseForbidden())
         identity: CityIdentity = getattr(sociallogin, "_city_identity", CityIdentity())
         if sociallogin.is_existing:
+            if not may_use_app(sociallogin.user):
+                _refuse_at_app_door(sociallogin.user)
+                raise PermissionDenied
             consumer = consumer_of(sociallogin.user)
         else:
             consumer = self._consumer_holding(identity)

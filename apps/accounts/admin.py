@@ -245,3 +245,15 @@ if django_apps.is_installed("allauth.mfa"):
 
         def has_delete_permission(self, request, obj=None):
             return admin.ModelAdmin.has_delete_permission(self, request, obj)
+
+
+if django_apps.is_installed("allauth.socialaccount"):
+    from allauth.socialaccount import admin as _socialaccount_admin  # noqa: F401  (registers first)
+    from allauth.socialaccount.models import SocialAccount, SocialApp, SocialToken
+
+    # The city app is configured from the environment only (settings.SOCIALACCOUNT_PROVIDERS),
+    # and links between consumers and the city app are made by sign-in alone: allauth's admin
+    # would show client secrets and tokens in clear and let anyone with the permission add an
+    # identity provider or re-point a link at another account.
+    for _model in (SocialApp, SocialToken, SocialAccount):
+        admin.site.unregister(_model)

@@ -11,6 +11,10 @@ Order (settings.MIDDLEWARE), after authentication and messages:
    password change.
 
 Browsers are redirected; API clients (`/api/…`) get the API's error body with 401 or 403.
+
+The consumer app's sessions (allauth headless, `X-Session-Token`) are not cookie sessions: these
+middlewares see such requests as anonymous and leave them alone. Their limits are enforced where
+the token is looked up (`apps.accounts.api.authentication`), and staff cannot hold one.
 """
 
 from __future__ import annotations
@@ -91,7 +95,13 @@ class SessionSecurityMiddleware:
             return refused
         response = self.get_response(request)
         user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
+        # Only the cookie session of this very user: an API request signed in by the consumer
+        # app's token (DRF sets `request.user`) must not create or re-map a cookie session.
+        if (
+            user is not None
+            and user.is_authenticated
+            and request.session.get(SESSION_KEY) == str(user.pk)
+        ):
             touch_session(request.session, user)
         return response
 

@@ -314,6 +314,7 @@ def consumer_verify_identity(*, consumer, real_name: str, id_number: str):
     from .models import Consumer
     from .validators import validate_resident_id
 
+    consumer = Consumer.objects.get(pk=consumer.pk)  # the stored state, not a caller's copy
     if consumer.verification_status == VerificationStatus.VERIFIED:
         raise AccountError(
             "identity.already_verified", _("Your real name is already verified."), status_code=409
@@ -349,6 +350,12 @@ def consumer_verify_identity(*, consumer, real_name: str, id_number: str):
     try:
         with transaction.atomic():
             locked = Consumer.objects.select_for_update().get(pk=consumer.pk)
+            if locked.verification_status == VerificationStatus.VERIFIED:
+                raise AccountError(
+                    "identity.already_verified",
+                    _("Your real name is already verified."),
+                    status_code=409,
+                )
             locked.real_name = real_name
             locked.id_number = id_number
             locked.verification_status = VerificationStatus.VERIFIED

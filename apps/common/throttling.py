@@ -13,6 +13,8 @@ DEFAULT_RATES = {
     "consumer": "120/min",
     "ip": "300/min",
     "invoice_submit": "20/min",
+    # Each identity check costs money and could be used to test ID numbers: few a day.
+    "identity_verify": "5/day",
 }
 
 
@@ -51,3 +53,7 @@ class InvoiceSubmitThrottle(ConsumerRateThrottle):
         if request.method != "POST":
             return True
         return super().allow_request(request, view)
+
+
+class IdentityVerifyThrottle(ConsumerRateThrottle):
+    scope = "identity_verify"

@@ -115,3 +115,24 @@ def test_one_identity_one_account_under_concurrency(identity_service):
     for t in threads:
         t.join()
     assert sorted(outcomes) == ["identity.already_registered"] * 7 + ["verified"]
+
+
+def test_verification_through_the_api(identity_service):
+    from rest_framework.test import APIClient
+
+    consumer = unverified()
+    client = APIClient()
+    client.force_authenticate(consumer.user)
+    bad = client.post(
+        "/api/v1/me/verification/", {"real_name": "李四", "id_number": ID}, format="json"
+    )
+    assert bad.status_code == 422 and bad.json()["code"] == "identity.mismatch"
+    good = client.post(
+        "/api/v1/me/verification/", {"real_name": "张三", "id_number": ID}, format="json"
+    )
+    assert good.status_code == 200 and good.json()["verification_status"] == "verified"
+    assert ID not in good.content.decode() and "张三" not in good.content.decode()
+    again = client.post(
+        "/api/v1/me/verification/", {"real_name": "张三", "id_number": ID}, format="json"
+    )
+    assert again.status_code == 409 and again.json()["code"] == "identity.already_verified"

@@ -13,6 +13,7 @@ from apps.common.api import ErrorSerializer
 from apps.common.idempotency import idempotent
 from apps.common.throttling import ConsumerRateThrottle, InvoiceSubmitThrottle, IPRateThrottle
 from apps.invoices.choices import InvoiceStatus, SourceChannel
+from apps.invoices.exceptions import REJECTIONS
 from apps.invoices.models import Invoice
 from apps.invoices.selectors import entry_list_for_consumer, invoice_list_for_consumer
 from apps.invoices.services import invoice_submit
@@ -94,7 +95,14 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             "Runs the whole pipeline: parse, uniqueness, tax-authority verification, real-name "
             "match, campaign eligibility, caps, risk, entry and the instant draw. `status` is "
             "`accepted` (entered), `held` (waiting for a reviewer) or `pending` (the tax "
-            "authority does not know it yet; re-checked automatically)."
+            "authority does not know it yet; re-checked automatically).\n\n"
+            "Rejection codes (`code` of the error body), with their HTTP status:\n\n"
+            + "\n".join(
+                f"- `{code}` ({status}): {message}"
+                for code, (status, message) in REJECTIONS.items()
+            )
+            + "\n\nMalformed input gives 400 with the validator's code, e.g. "
+            "`invoice_number.invalid_length`, `invoice_qr.malformed`."
         ),
     )
     @idempotent()

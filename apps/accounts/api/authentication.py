@@ -1,0 +1,138 @@
+"""How the consumer app stays signed in: allauth's session tokens with the app's own limits.
+
+The app signs in through allauth headless and receives a session token (`meta.session_token`):
+the key of a server-side session, sent back as the `X-Session-Token` header — never in the URL,
+never as a cookie (so no CSRF exposure). Its limits are the consumer app's, not the back
+office's 15 minutes:
+
+- idle: `CONSUMER_SESSION_IDLE_TIMEOUT_SECONDS` (7 days) since the last request;
+- absolute: `CONSUMER_SESSION_ABSOLUTE_TIMEOUT_SECONDS` (30 days) since sign-in, however busy.
+
+Both are enforced at every lookup of a token — by allauth's own endpoints and by the REST API
+alike — through `ConsumerSessionTokenStrategy` (`HEADLESS_TOKEN_STRATEGY`). An ended token is
+deleted from the session store. Deactivating the user ends it at once (the backends refuse
+inactive users).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from allauth.headless.contrib.rest_framework.authentication import XSessionTokenAuthentication
+from allauth.headless.internal.sessionkit import authenticate_by_x_session_token
+from allauth.headless.tokens.strategies.sessions import SessionTokenStrategy
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework.exceptions import AuthenticationFailed
+
+from apps.accounts.adapters import may_use_app
+from apps.accounts.sessions import (
+    LAST_SEEN_WRITE_INTERVAL,
+    SESSION_LAST_SEEN,
+    SESSION_LOGIN_AT,
+    session_store_class,
+)
+from apps.audit import context as audit_context
+from apps.audit.models import AuditCategory
+from apps.audit.services import audit_record
+
+SESSION_TOKEN_HEADER = "X-Session-Token"  # noqa: S105  (a header name, not a secret)
+
+
+def app_session_expiry_reason(session, *, now: float | None = None) -> str:
+    """Why a signed-in app session must end ("idle" or "absolute"), or "" within both limits."""
+    now = time.time() if now is None else now
+    login_at = session.get(SESSION_LOGIN_AT)
+    last_seen = session.get(SESSION_LAST_SEEN)
+    if login_at is None or (now - login_at > settings.CONSUMER_SESSION_ABSOLUTE_TIMEOUT_SECONDS):
+        # A signed-in app session without its sign-in time was not made by our sign-in.
+        return "absolute"
+    if last_seen is not None and now - last_seen > settings.CONSUMER_SESSION_IDLE_TIMEOUT_SECONDS:
+        return "idle"
+    return ""
+
+
+class ConsumerSessionTokenStrategy(SessionTokenStrategy):
+    """allauth's session-token strategy with the app's idle and absolute limits (see module)."""
+
+    def lookup_session(self, session_token: str):
+        if not isinstance(session_token, str) or not session_token:
+            return None
+        session = session_store_class()(session_key=session_token)
+        # Loading clears the key of a missing or expired session (allauth's own strategy checks
+        # only that the row exists, and would hand back an expired session as an empty one).
+        signed_in = SESSION_KEY in session
+        if session.session_key is None:
+            return None
+        if not signed_in:
+            return session  # a sign-in in progress: allauth's own timeouts apply
+        now = time.time()
+        reason = app_session_expiry_reason(session, now=now)
+        if reason:
+            user_id = session.get(SESSION_KEY)
+            session.delete()
+            audit_record(
+                action="auth.session_expired",
+                category=AuditCategory.AUTH,
+                target_type="accounts.user",
+                target_id=str(user_id),
+                after={"reason": reason, "channel": "app"},
+            )
+            return None
+        last_seen = session.get(SESSION_LAST_SEEN)
+        if last_seen is None or now - last_seen >= LAST_SEEN_WRITE_INTERVAL:
+            session[SESSION_LAST_SEEN] = now
+            session.save()  # also moves the store's expiry on by the idle limit
+        return session
+
+
+class ConsumerTokenAuthentication(XSessionTokenAuthentication):
+    """The REST API's authentication by `X-Session-Token` (the app's session token).
+
+    Unlike allauth's class it answers a token that is unknown, ended or not for the app with
+    401 (`auth.token_invalid`) instead of treating the request as anonymous, refuses staff
+    accounts (they use the back office with its second factor), and names the consumer in the
+    audit context of the request.
+    """
+
+    def authenticate(self, request):
+        token = self.get_session_token(request)
+        if not token:
+            return None
+        result = authenticate_by_x_session_token(token)
+        if result is None or not may_use_app(result[0]):
+            raise AuthenticationFailed(
+                _("The session token is not valid or has expired. Please sign in again."),
+                code="auth.token_invalid",
+            )
+        user, session = result
+        current = audit_context.current()
+        audit_context.set_context(
+            dataclasses.replace(current, actor_id=user.pk, actor_username=user.get_username())
+        )
+        return user, session
+
+    def authenticate_header(self, request) -> str:
+        # Makes DRF answer "not signed in" with 401 (and this challenge), not 403.
+        return f'{SESSION_TOKEN_HEADER} realm="api"'
+
+
+class ConsumerTokenScheme(OpenApiAuthenticationExtension):
+    """The API schema's description of `ConsumerTokenAuthentication`."""
+
+    target_class = ConsumerTokenAuthentication
+    name = "sessionToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": SESSION_TOKEN_HEADER,
+            "description": (
+                "The consumer app's session token (`meta.session_token` of the sign-in answers "
+                "of `/_allauth/app/v1/auth/…`)."
+            ),
+        }
