@@ -35,6 +35,7 @@ urlpatterns = [
     ),
     path("_allauth/", include("allauth.headless.urls")),
     path("api/v1/", include("lotteryinvoice.api_urls")),
+    path("draws/", include("apps.draws.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),

@@ -45,6 +45,18 @@ CORE_READ = (
     | perms("invoices.invoicestatuschange", VIEW)
 )
 
+# Draw and feed records everybody who may look at draws can read.
+DRAWS_READ = (
+    perms("draws.periodicdraw", VIEW)
+    | perms("draws.drawtier", VIEW)
+    | perms("draws.drawwinner", VIEW)
+    | perms("draws.drawstatuschange", VIEW)
+    | perms("draws.instantpool", VIEW)
+    | perms("draws.instanttier", VIEW)
+    | perms("draws.instantaward", VIEW)
+)
+FEED_READ = perms("invoices.feedimport", VIEW) | perms("invoices.feedimporterror", VIEW)
+
 ROLES: tuple[Role, ...] = (
     Role(
         "campaign_admin",
@@ -58,6 +70,18 @@ ROLES: tuple[Role, ...] = (
             | perms("merchants.merchant", ADD, CHANGE)
             | perms("invoices.taxinvoicerecord", VIEW)
             | perms("accounts.consumer", VIEW)
+            | DRAWS_READ
+            | FEED_READ
+            | perms("invoices.feedimport", ADD)
+            | perms("draws.periodicdraw", ADD, CHANGE)
+            | perms("draws.drawtier", ADD, CHANGE, DELETE)
+            | perms("draws.instantpool", ADD, CHANGE)
+            | perms("draws.instanttier", ADD, CHANGE)
+            | perms("draws.instantdailyquota", VIEW, ADD, CHANGE)
+            | perms("draws.drawticket", VIEW)
+            # A draw is started by one administrator and confirmed by another (two-person
+            # rule, enforced in the service).
+            | {"draws.manage_draw", "draws.execute_draw"}
         ),
     ),
     Role(
@@ -83,6 +107,9 @@ ROLES: tuple[Role, ...] = (
             | perms("invoices.taxinvoicerecord", VIEW)
             | perms("accounts.consumer", VIEW)
             | REVEAL
+            | DRAWS_READ
+            | FEED_READ
+            | {"draws.disqualify_winner"}
         ),
     ),
     Role(
@@ -117,6 +144,8 @@ ROLES: tuple[Role, ...] = (
             perms("invoices.campaign", VIEW)
             | perms("merchants.merchant", VIEW)
             | perms("invoices.invoice", VIEW)
+            | perms("draws.periodicdraw", VIEW)
+            | perms("draws.instantpool", VIEW)
         ),
     ),
     Role(
@@ -131,6 +160,10 @@ ROLES: tuple[Role, ...] = (
             | perms("audit.auditevent", VIEW)
             | perms("axes.accessattempt", VIEW)
             | perms("axes.accessfailurelog", VIEW)
+            | DRAWS_READ
+            | FEED_READ
+            | perms("draws.drawticket", VIEW)
+            | perms("draws.instantdailyquota", VIEW)
         ),
     ),
     Role(

@@ -49,6 +49,12 @@ SCHEDULES: tuple[CronSchedule, ...] = (
         hour="*/6",
         description="Forget Idempotency-Key replies older than IDEMPOTENCY_KEY_TTL_HOURS.",
     ),
+    CronSchedule(
+        name="draws.freeze_due_draws",
+        task="apps.draws.tasks.freeze_due_draws",
+        minute="*",
+        description="Freeze the ticket list of every committed periodic draw past its cut-off.",
+    ),
 )
 
 # Tasks installed by the command carry this marker so stale ones can be found and disabled.

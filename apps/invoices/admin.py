@@ -400,3 +400,6 @@ class TaxInvoiceRecordAdmin(ReadOnlyAdminMixin, LargeTableAdminMixin, admin.Mode
             case ("uscc", uscc):
                 return queryset.filter(seller_uscc=uscc), False
         return queryset.none(), False
+
+
+from . import admin_feed  # noqa: E402, F401  (the tax-feed upload admin)

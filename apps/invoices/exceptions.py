@@ -65,6 +65,12 @@ REJECTIONS: dict[str, tuple[int, object]] = {
     "review.rejected": (422, _("A reviewer did not accept this invoice.")),
     "consumer.not_verified": (403, _("Complete real-name verification before submitting.")),
     "consumer.frozen": (403, _("Your account is frozen. Contact the hotline.")),
+    # Not a rejection: a history code, shown when part of an entered invoice was reversed and
+    # what remains still qualifies (apps.invoices.reversals).
+    "invoice.partially_red_flushed": (
+        422,
+        _("Part of this invoice has been reversed (red-flushed); the rest still takes part."),
+    ),
 }
 
 

@@ -362,3 +362,101 @@ class TaxInvoiceRecord(models.Model):
 
     def __str__(self) -> str:
         return self.number
+
+
+class FeedImportStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+class FeedImport(TimeStampedModel):
+    """One run of the tax-authority feed importer (`apps.invoices.feed`) over one file.
+
+    Invariants: counters are written by the importer only; `inserted + updated + unchanged`
+    is the number of rows that landed, `error_rows` the number of data rows reported in
+    `errors` (a row with several problems counts once). A file-level problem (not a feed,
+    missing columns, not UTF-8) ends the run `failed` with `error_message` and lands nothing.
+    """
+
+    file = models.FileField(_("file"), upload_to="feeds/%Y/%m/", blank=True, max_length=300)
+    file_name = models.CharField(_("file name"), max_length=300)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("uploaded by"),
+    )
+    status = models.CharField(
+        _("status"),
+        max_length=16,
+        choices=FeedImportStatus.choices,
+        default=FeedImportStatus.QUEUED,
+        db_index=True,
+    )
+    # The file's header, in its order: tells which field of a stored raw row is the buyer name.
+    columns = models.JSONField(_("columns"), default=list, blank=True)
+    phase = models.CharField(_("phase"), max_length=32, blank=True, default="")
+    progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
+    bytes_total = models.PositiveBigIntegerField(_("file size (bytes)"), default=0)
+    total_rows = models.PositiveBigIntegerField(_("data rows"), default=0)
+    inserted = models.PositiveBigIntegerField(_("inserted"), default=0)
+    updated = models.PositiveBigIntegerField(_("updated"), default=0)
+    unchanged = models.PositiveBigIntegerField(_("unchanged"), default=0)
+    red_applied = models.PositiveBigIntegerField(_("red invoices applied"), default=0)
+    entries_withdrawn = models.PositiveBigIntegerField(_("campaign entries withdrawn"), default=0)
+    error_rows = models.PositiveBigIntegerField(_("rows with errors"), default=0)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    error_message = models.TextField(_("error message"), blank=True, default="")
+
+    class Meta:
+        verbose_name = _("tax feed import")
+        verbose_name_plural = _("tax feed imports")
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=FeedImportStatus.values), name="feedimport_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(progress__lte=100), name="feedimport_progress_lte_100"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.file_name
+
+    @property
+    def landed_rows(self) -> int:
+        return self.inserted + self.updated + self.unchanged
+
+
+class FeedImportError(models.Model):
+    """One problem with one row (or the header) of a feed file, kept so no row is ever lost.
+
+    `raw_row` is the row as it was in the file (undecodable bytes shown as `\\xNN`). It may
+    hold a buyer's name, so it is encrypted at rest, bound to this row's `uid`, and shown
+    only with the buyer-name column masked. `line` 0 is a file-level problem.
+    """
+
+    uid = models.UUIDField(_("UID"), default=uuid.uuid4, unique=True, editable=False)
+    feed_import = models.ForeignKey(
+        FeedImport, on_delete=models.CASCADE, related_name="errors", verbose_name=_("import")
+    )
+    line = models.PositiveBigIntegerField(_("line"))
+    column = models.CharField(_("column"), max_length=40, blank=True, default="")
+    code = models.CharField(_("code"), max_length=64)
+    message = models.CharField(_("message"), max_length=500)
+    raw_row = EncryptedTextField(_("raw row"), blank=True, default="", row_key_field="uid")
+
+    class Meta:
+        verbose_name = _("tax feed import error")
+        verbose_name_plural = _("tax feed import errors")
+        ordering = ["feed_import", "line", "id"]
+        indexes = [models.Index(fields=["feed_import", "line"], name="feedimporterror_import_line")]
+
+    def __str__(self) -> str:
+        return f"{self.line}: {self.code}"

@@ -26,3 +26,19 @@ def recheck_due_invoices(limit: int = 5000) -> int:
     for invoice_id in due:
         recheck_invoice.delay(invoice_id)
     return len(due)
+
+
+@shared_task(name="apps.invoices.tasks.import_tax_feed_task", acks_late=True)
+def import_tax_feed_task(feed_import_id: int) -> str:
+    """Import an uploaded tax-authority feed file (apps.invoices.feed).
+
+    Safe to run again (a redelivered task after a lost worker): the import is idempotent, and
+    a finished import is left alone.
+    """
+    from .feed import feed_import_run
+    from .models import FeedImport, FeedImportStatus
+
+    feed_import = FeedImport.objects.get(pk=feed_import_id)
+    if feed_import.status in (FeedImportStatus.DONE, FeedImportStatus.FAILED):
+        return feed_import.status
+    return feed_import_run(feed_import=feed_import).status

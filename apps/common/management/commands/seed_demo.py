@@ -48,6 +48,17 @@ class Command(BaseCommand):
         except DemoError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(result.render())
+        # Draws on top of the entries: an instant pool with awards and a finalised periodic draw.
+        from apps.common.demo import CAMPAIGN_CODE, reference_time
+        from apps.draws.demo import seed_draws_demo
+        from apps.invoices.models import Campaign
+
+        now = reference_time(demo_options, Campaign.objects.get(code=CAMPAIGN_CODE))
+        draws = seed_draws_demo(now=now, seed=options["seed"])
+        self.stdout.write(
+            f"  draws:             {draws['periodic_draws']} periodic draw(s) created, "
+            f"{draws['instant_pools']} instant pool(s), {draws['instant_awards']} instant awards"
+        )
         if options["verbosity"] >= 2:
             for name, seconds in result.phases.items():
                 self.stdout.write(f"  {name}: {seconds:.1f} s")
