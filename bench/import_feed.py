@@ -83,17 +83,13 @@ def generate(path: Path, rows: int, order: str, seed: int = 2026) -> None:
     names = [a + b + c for a in SURNAMES for b in GIVEN for c in ["", *GIVEN]][:200_000]
     start = datetime.now(ZoneInfo("Asia/Shanghai")) - timedelta(days=8)
     year = start.year % 100
-    # A bijection i -> (a*i + b) mod rows gives unique numbers in a scattered order.
-    a = 1_000_003 if order == "random" else 1
-    while rows > 1 and a > 1 and _gcd(a, rows) != 1:
-        a += 2
-    b = 7 if order == "random" else 0
+    permute = scatter(rows) if order == "random" else (lambda i: i)
     week = 7 * 24 * 3600
     with path.open("w", encoding="utf-8", newline="") as out:
         out.write(HEADER + "\n")
         write = out.write
         for i in range(rows):
-            seq = (a * i + b) % rows
+            seq = permute(i)
             number = f"{year:02d}411{seq:015d}"
             seller, seller_name, area, industry = sellers[rng.randrange(len(sellers))]
             issued = (start + timedelta(seconds=rng.randrange(week))).strftime("%Y-%m-%d %H:%M:%S")
@@ -120,10 +116,25 @@ def generate(path: Path, rows: int, order: str, seed: int = 2026) -> None:
             )
 
 
-def _gcd(x: int, y: int) -> int:
-    while y:
-        x, y = y, x % y
-    return x
+def scatter(rows: int):
+    """A bijection of range(rows) that scatters neighbours (random-looking, constant memory).
+
+    Multiplying by an odd number and xor-shifting are both bijections on k-bit integers; values
+    that land outside range(rows) walk the cycle until they are back inside.
+    """
+    bits = max(2, (rows - 1).bit_length())
+    mask = (1 << bits) - 1
+
+    def permute(x: int) -> int:
+        while True:
+            x = (x * 0x9E3779B1) & mask
+            x ^= x >> (bits // 2 + 1)
+            x = (x * 0x85EBCA77) & mask
+            x ^= x >> (bits // 2)
+            if x < rows:
+                return x
+
+    return permute
 
 
 # --- Database helpers -------------------------------------------------------------------------

@@ -434,9 +434,7 @@ class Block:
 
     payload: bytes
     records: int  # data records in this block (good and bad)
-    good: int
     problems: list[RowProblem]
-    bytes_read: int
 
 
 def _csv_line(fields: list[str]) -> str:
@@ -560,7 +558,7 @@ class FeedReader:
                 b"%d,%s" % pair
                 for pair in zip(range(first, first + len(lines)), lines, strict=True)
             )
-            return Block(payload + b"\n", len(lines), len(lines), [], self.bytes_read)
+            return Block(payload + b"\n", len(lines), [])
         return self._slow_block(lines, width)
 
     def _slow_block(self, lines: list[bytes], width: int) -> Block | None:
@@ -607,7 +605,7 @@ class FeedReader:
             return None
         self._probe(records, len(out) + sum(p.code != "feed.invalid_utf8" for p in problems))
         payload = b"\n".join(out) + b"\n" if out else b""
-        return Block(payload, records, len(out), problems, self.bytes_read)
+        return Block(payload, records, problems)
 
     def _record(self, record: bytes, line_no: int, width: int) -> bytes | RowProblem:
         if b"\x00" in record:
@@ -1139,12 +1137,14 @@ class PostgresPath:
             # as a bound parameter, never inside the statement text (so never in a query log,
             # pg_stat_activity or Django's debug SQL log).
             with psycopg.Cursor(connection.connection) as bound:
-                for sql in [*LOOKUP_SQL.values(), RANK_SQL]:
+                for step, sql in [*LOOKUP_SQL.items(), ("rank", RANK_SQL)]:
                     sql = sql.replace("__STAGE__", self.stage)
+                    started = time.monotonic()
                     # Only the parameters a statement uses: the key goes where it is needed.
                     bound.execute(sql, {k: v for k, v in params.items() if f"%({k})s" in sql})
                     if sql.lstrip().startswith("CREATE UNLOGGED"):
                         bound.execute(f"ANALYZE {sql.split()[3]}")
+                    self.importer.timings[f"rank.{step}"] = time.monotonic() - started
         self.cursor.execute("ANALYZE feed_ranked")
 
     def _raw_rows(self, where: str, params=None) -> Iterator[tuple]:
