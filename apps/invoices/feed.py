@@ -974,9 +974,17 @@ FROM (
     ) v
     OFFSET 0
 ) c
-WINDOW w AS (PARTITION BY c.flags = 0, c.number COLLATE "C" ORDER BY c.line)
-ORDER BY c.flags = 0, c.number COLLATE "C", c.line
+WINDOW w AS (PARTITION BY __NUMBER_KEY__ ORDER BY c.line)
+ORDER BY __NUMBER_KEY__, c.line
 """  # noqa: S608
+
+# The sort key of a number: every number of a city starts with the same 8 characters, so a
+# text sort key would compare whole strings; a valid number is 4 characters and a bigint.
+NUMBER_KEY = (
+    'c.flags = 0, left(c.number, 4) COLLATE "C", '
+    "CASE WHEN c.flags = 0 THEN substr(c.number, 5)::bigint END"
+)
+RANK_SQL = RANK_SQL.replace("__NUMBER_KEY__", NUMBER_KEY)
 
 _FACTS = ", ".join(FACT_FIELDS)
 UPSERT_SQL = f"""
