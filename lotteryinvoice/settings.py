@@ -21,6 +21,7 @@ import environ
 from csp import constants as csp_constants
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+from import_export.formats.base_formats import CSV, XLSX
 
 from .embedded import load_or_create_keys
 
@@ -239,6 +240,17 @@ STORAGES = {
     },
 }
 
+# Admin import/export (django-import-export; apps.common.import_export). CSV and XLSX only.
+# Import needs the model's add (and change) permission, export its view permission; exports
+# mask personal data without accounts.reveal_personal_data and are audited. The audit trail is
+# the record of imported changes (services write it), so no second copy in the admin log.
+IMPORT_EXPORT_FORMATS = [CSV, XLSX]
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
+IMPORT_EXPORT_SKIP_ADMIN_LOG = True
+IMPORT_EXPORT_CHUNK_SIZE = 2000  # rows per query of an export's iterator
+IMPORT_EXPORT_IMPORT_IGNORE_BLANK_LINES = True
+
 # The admin lives at a configurable path, so it is not where scanners look first.
 ADMIN_URL = env.str("DJANGO_ADMIN_URL", default="admin/")
 if not ADMIN_URL.endswith("/") or ADMIN_URL.startswith("/"):
@@ -310,6 +322,12 @@ SPECTACULAR_SETTINGS = {
         "ConsumerStatusEnum": "apps.accounts.choices.ConsumerStatus",
         "InvoiceStatusEnum": "apps.invoices.choices.InvoiceStatus",
         "VerificationStatusEnum": "apps.accounts.choices.VerificationStatus",
+        "AwardKindEnum": "apps.prizes.choices.AwardKind",
+        "AwardStatusEnum": "apps.prizes.choices.AwardStatus",
+        "CouponStatusEnum": "apps.prizes.choices.CouponStatus",
+        "PayoutAccountKindEnum": "apps.prizes.choices.PayoutAccountKind",
+        "PayoutAccountStatusEnum": "apps.prizes.choices.PayoutAccountStatus",
+        "PayoutStatusEnum": "apps.prizes.choices.PayoutStatus",
     },
 }
 
@@ -512,6 +530,14 @@ SMS_GATEWAY_URL = env.str("SMS_GATEWAY_URL", default="")
 SMS_GATEWAY_CLIENT_ID = env.str("SMS_GATEWAY_CLIENT_ID", default="")
 SMS_GATEWAY_SECRET = env.str("SMS_GATEWAY_SECRET", default="")
 SMS_GATEWAY_TIMEOUT = env.float("SMS_GATEWAY_TIMEOUT", default=5.0)
+# Payment gateway (prize transfers, docs/adapters.md): no embedded default pays anybody; for
+# development point these at `python -m tools.sandbox.payment_gateway`.
+PAYMENT_GATEWAY_BASE_URL = env.str("PAYMENT_GATEWAY_BASE_URL", default="")
+PAYMENT_GATEWAY_CLIENT_ID = env.str("PAYMENT_GATEWAY_CLIENT_ID", default="")
+PAYMENT_GATEWAY_SECRET = env.str("PAYMENT_GATEWAY_SECRET", default="")
+PAYMENT_GATEWAY_CALLBACK_SECRET = env.str("PAYMENT_GATEWAY_CALLBACK_SECRET", default="")
+PAYMENT_GATEWAY_TIMEOUT = env.float("PAYMENT_GATEWAY_TIMEOUT", default=5.0)
+PAYMENT_GATEWAY_NOTIFY_URL = env.str("PAYMENT_GATEWAY_NOTIFY_URL", default="")
 # Pending invoices ("not found yet" at the tax authority): back-off and give-up time.
 INVOICE_PENDING_MAX_HOURS = env.int("INVOICE_PENDING_MAX_HOURS", default=48)
 # 1 h, 2 h, 4 h, 8 h, 12 h …: about five checks a day, the services' quota per invoice.

@@ -6,6 +6,12 @@ another name), `not_found` (no such ID number), `unavailable` (no answer; `detai
 number is given, `phone_match` says whether it is registered to that identity (None: not asked,
 not known, or the identity did not match).
 
+`verify_account` asks the same service whether a payout account (bank card or wallet) is held in
+that verified name and ID number — prize money goes only to the winner's own account. Its
+`AccountCheck` has `match` (True only for a positive answer) and `code`: `match`, `mismatch` (the
+account is someone else's, or the name does not fit), `not_found` (no such account) or
+`unavailable` (no answer; `detail` as above).
+
 Backends:
 - `HttpIdentityVerifier`: the identity service over HTTP (docs/adapters.md). Production.
 - `LocalIdentityVerifier`: FOR DEVELOPMENT AND DEMOS ONLY. It checks nothing against any
@@ -38,6 +44,9 @@ from .validators import validate_resident_id
 logger = logging.getLogger(__name__)
 
 VERIFY_PATH = "/v1/identity/verify"
+ACCOUNT_VERIFY_PATH = "/v1/identity/account-verify"
+ACCOUNT_TYPES = ("bank_card", "wallet")
+MAX_ACCOUNT_NO_LENGTH = 64
 DEFAULT_TIMEOUT_SECONDS = 5.0
 MAX_NAME_LENGTH = 64
 MIDDLE_DOT = "·"
@@ -79,6 +88,65 @@ class IdentityCheck:
         return cls(outcome=IdentityOutcome.UNAVAILABLE, detail=detail)
 
 
+class AccountCheckCode(models.TextChoices):
+    MATCH = "match"
+    MISMATCH = "mismatch"
+    NOT_FOUND = "not_found"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True)
+class AccountCheck:
+    """One answer about who holds a payout account.
+
+    Invariants (checked on construction): `match` is true exactly when `code` is `match`;
+    `detail` is non-empty exactly when `code` is `unavailable`.
+    """
+
+    match: bool
+    code: str
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        code = AccountCheckCode(self.code)
+        object.__setattr__(self, "code", code)
+        if bool(self.match) != (code == AccountCheckCode.MATCH):
+            raise ValueError("match is true for the code `match` and only for it")
+        if bool(self.detail) != (code == AccountCheckCode.UNAVAILABLE):
+            raise ValueError("a detail comes with `unavailable` and only with it")
+
+    @property
+    def is_answer(self) -> bool:
+        return self.code != AccountCheckCode.UNAVAILABLE
+
+    @classmethod
+    def answer(cls, code: str) -> AccountCheck:
+        return cls(match=code == AccountCheckCode.MATCH, code=code)
+
+    @classmethod
+    def unavailable(cls, detail: str) -> AccountCheck:
+        return cls(match=False, code=AccountCheckCode.UNAVAILABLE, detail=detail)
+
+
+def normalize_account_no(account_type: str, account_no: str) -> str:
+    """NFKC without whitespace; a card number also loses its dashes. A wallet id keeps its case
+    and punctuation: wallets may tell `Ab-1` from `AB1`."""
+    text = "".join(ch for ch in unicodedata.normalize("NFKC", account_no) if not ch.isspace())
+    return text.replace("-", "") if account_type == "bank_card" else text
+
+
+def is_well_formed_account(account_type: str, account_no: str) -> bool:
+    """A bank card number (12–19 digits) or a wallet account id (1–64 visible ASCII characters),
+    normalised (`normalize_account_no`)."""
+    if account_type == "bank_card":
+        return account_no.isascii() and account_no.isdigit() and 12 <= len(account_no) <= 19
+    return (
+        0 < len(account_no) <= MAX_ACCOUNT_NO_LENGTH
+        and account_no.isascii()
+        and account_no.isprintable()
+    )
+
+
 def is_well_formed_name(name: str) -> bool:
     """A person's name as written on an ID card: letters (any script) and middle dots between
     them, 2 to 64 characters once normalised (see `apps.common.pii.normalize_name`)."""
@@ -108,6 +176,28 @@ class IdentityVerifier:
     def _verify(self, *, name: str, id_number: str, phone: str | None) -> IdentityCheck:
         raise NotImplementedError
 
+    def verify_account(
+        self, *, name: str, id_number: str, account_type: str, account_no: str
+    ) -> AccountCheck:
+        """Is this payout account held by this person? Normalises like `verify`; raises
+        `ValueError` for an unknown `account_type` (the caller's bug) and never because of the
+        service (that is `unavailable`)."""
+        if not all(isinstance(v, str) for v in (name, id_number, account_no)):
+            raise TypeError("name, id_number and account_no must be text")
+        if account_type not in ACCOUNT_TYPES:
+            raise ValueError(f"account_type must be one of {ACCOUNT_TYPES}")
+        return self._verify_account(
+            name=normalize_name(name),
+            id_number=normalize_identifier(id_number),
+            account_type=account_type,
+            account_no=normalize_account_no(account_type, account_no),
+        )
+
+    def _verify_account(
+        self, *, name: str, id_number: str, account_type: str, account_no: str
+    ) -> AccountCheck:
+        raise NotImplementedError
+
 
 class LocalIdentityVerifier(IdentityVerifier):
     """DEVELOPMENT ONLY: no register is consulted.
@@ -125,6 +215,17 @@ class LocalIdentityVerifier(IdentityVerifier):
         if not is_well_formed_name(name):
             return IdentityCheck(outcome=IdentityOutcome.MISMATCH)
         return IdentityCheck(outcome=IdentityOutcome.MATCH)
+
+    def _verify_account(
+        self, *, name: str, id_number: str, account_type: str, account_no: str
+    ) -> AccountCheck:
+        """DEVELOPMENT ONLY: any well-formed account of a well-formed identity "matches"."""
+        if not is_well_formed_account(account_type, account_no):
+            return AccountCheck.answer(AccountCheckCode.NOT_FOUND)
+        identity = self._verify(name=name, id_number=id_number, phone=None)
+        if identity.outcome != IdentityOutcome.MATCH:
+            return AccountCheck.answer(AccountCheckCode.MISMATCH)
+        return AccountCheck.answer(AccountCheckCode.MATCH)
 
 
 class HttpIdentityVerifier(IdentityVerifier):
@@ -165,6 +266,25 @@ class HttpIdentityVerifier(IdentityVerifier):
         if result != IdentityOutcome.MATCH or not phone:
             phone_match = None
         return IdentityCheck(outcome=IdentityOutcome(result), phone_match=phone_match)
+
+    def _verify_account(
+        self, *, name: str, id_number: str, account_type: str, account_no: str
+    ) -> AccountCheck:
+        payload = {
+            "name": name,
+            "id_number": id_number,
+            "account_type": account_type,
+            "account_no": account_no,
+        }
+        try:
+            reply = self._client.post(ACCOUNT_VERIFY_PATH, payload)
+        except ServiceError as exc:
+            return AccountCheck.unavailable("rate_limited" if exc.status == 429 else exc.reason)
+        result = reply.data.get("result")
+        if not isinstance(result, str) or result not in {"match", "mismatch", "not_found"}:
+            logger.warning("%s account reply does not follow the protocol", self.service_name)
+            return AccountCheck.unavailable("malformed_reply")
+        return AccountCheck.answer(result)
 
 
 def get_identity_verifier() -> IdentityVerifier:

@@ -163,3 +163,118 @@ class UserSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} @ {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class MerchantKeyScope(models.TextChoices):
+    """What a merchant API key may do. A request needs every scope its view requires."""
+
+    COUPONS_REDEEM = "coupons:redeem", _("Redeem coupons")
+    COUPONS_READ = "coupons:read", _("Look up coupons")
+    REPORTS_READ = "reports:read", _("Read redemption reports")
+
+
+class MerchantAPIKey(models.Model):
+    """One credential of a merchant for the merchant API.
+
+    Invariants: neither the bearer token nor the Ed25519 private key is ever stored — the token
+    only as a keyed hash (`token_hash`, HMAC-SHA256 under the blind-index key, bound to
+    `key_id`), the key pair only by its public half. Both secrets are shown once, at issue
+    (`apps.accounts.merchant_keys.merchant_key_issue`). A revoked key has its time, revoker and
+    reason (database constraint) and is refused from the next request on; nothing un-revokes a
+    key. Rows are written only by the services in `merchant_keys.py` and, for `last_used_*`,
+    by the authentication (at most once a minute per key).
+    """
+
+    merchant = models.ForeignKey(
+        "merchants.Merchant",
+        on_delete=models.PROTECT,
+        related_name="api_keys",
+        verbose_name=_("merchant"),
+    )
+    key_id = models.CharField(_("key ID"), max_length=32, unique=True, editable=False)
+    token_hash = models.CharField(_("token hash"), max_length=64, editable=False)
+    public_key = models.CharField(
+        _("Ed25519 public key"),
+        max_length=64,
+        editable=False,
+        help_text=_("Base64 of the 32-byte raw public key; requests are signed with its pair."),
+    )
+    label = models.CharField(_("label"), max_length=100)
+    scopes = models.JSONField(_("scopes"), default=list)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        related_name="+",
+        verbose_name=_("issued by"),
+    )
+    created_at = models.DateTimeField(_("issued at"), default=timezone.now, db_index=True)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("revoked by"),
+    )
+    revoked_reason = models.CharField(
+        _("revocation reason"), max_length=300, blank=True, default=""
+    )
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
+    last_used_ip = models.GenericIPAddressField(_("last used from"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("merchant API key")
+        verbose_name_plural = _("merchant API keys")
+        ordering = ["-created_at", "-id"]
+        # Keys are issued and revoked through their own permissions, never added, edited or
+        # deleted as plain rows.
+        default_permissions = ("view",)
+        permissions = [
+            ("issue_merchantapikey", _("Can issue merchant API keys")),
+            ("revoke_merchantapikey", _("Can revoke merchant API keys")),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(key_id__startswith="mk_"), name="merchant_api_key_id_prefix"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(revoked_at__isnull=True) | ~models.Q(revoked_reason=""),
+                name="merchant_api_key_revoked_has_reason",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(expires_at__isnull=True)
+                | models.Q(expires_at__gt=models.F("created_at")),
+                name="merchant_api_key_expires_after_issue",
+            ),
+        ]
+        indexes = [models.Index(fields=["merchant", "-created_at"], name="merchant_api_key_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.masked_key_id} ({self.label})"
+
+    @property
+    def masked_key_id(self) -> str:
+        """`mk_abcdefghijklmnop` → `mk_ab…mnop`: enough to tell keys apart on a screen."""
+        key_id = self.key_id or ""
+        if len(key_id) <= 9:
+            return key_id
+        return f"{key_id[:5]}…{key_id[-4:]}"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def is_expired(self, now=None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+
+    @property
+    def status(self) -> str:
+        """ "revoked", "expired" or "active" (revocation wins over expiry)."""
+        if self.is_revoked:
+            return "revoked"
+        if self.is_expired():
+            return "expired"
+        return "active"

@@ -57,6 +57,23 @@ DRAWS_READ = (
 )
 FEED_READ = perms("invoices.feedimport", VIEW) | perms("invoices.feedimporterror", VIEW)
 
+# Prize and payout records finance and oversight roles read (personal data masked on screen).
+PRIZES_READ = (
+    perms("prizes.prizepolicy", VIEW)
+    | perms("prizes.fund", VIEW)
+    | perms("prizes.ledgeraccount", VIEW)
+    | perms("prizes.ledgerentry", VIEW)
+    | perms("prizes.award", VIEW)
+    | perms("prizes.awardstatuschange", VIEW)
+    | perms("prizes.coupon", VIEW)
+    | perms("prizes.payoutaccount", VIEW)
+    | perms("prizes.payoutbatch", VIEW)
+    | perms("prizes.payout", VIEW)
+    | perms("prizes.payoutstatuschange", VIEW)
+    | perms("prizes.providerstatement", VIEW)
+    | perms("prizes.reconciliationissue", VIEW)
+)
+
 ROLES: tuple[Role, ...] = (
     Role(
         "campaign_admin",
@@ -82,6 +99,13 @@ ROLES: tuple[Role, ...] = (
             # A draw is started by one administrator and confirmed by another (two-person
             # rule, enforced in the service).
             | {"draws.manage_draw", "draws.execute_draw"}
+            # Merchant API keys: the secrets are shown once, to the issuing administrator.
+            | perms("accounts.merchantapikey", VIEW)
+            | {"accounts.issue_merchantapikey", "accounts.revoke_merchantapikey"}
+            # Prize rules and funds are campaign configuration; money moves only in finance.
+            | PRIZES_READ
+            | perms("prizes.prizepolicy", ADD, CHANGE)
+            | perms("prizes.fund", ADD, CHANGE)
         ),
     ),
     Role(
@@ -128,13 +152,27 @@ ROLES: tuple[Role, ...] = (
         "finance_maker",
         "财务经办",
         _("Finance maker"),
-        frozenset(CORE_READ | perms("accounts.consumer", VIEW)),
+        # Books deposits, prepares payout batches, reconciles statements — never approves.
+        frozenset(
+            CORE_READ
+            | perms("accounts.consumer", VIEW)
+            | PRIZES_READ
+            | perms("prizes.ledgerentry", ADD)
+            | {"prizes.prepare_payoutbatch", "prizes.reconcile_payouts"}
+        ),
     ),
     Role(
         "finance_checker",
         "财务复核",
         _("Finance checker"),
-        frozenset(CORE_READ | perms("accounts.consumer", VIEW)),
+        # Approves or rejects batches prepared by someone else; cancels prizes and records
+        # recoveries.
+        frozenset(
+            CORE_READ
+            | perms("accounts.consumer", VIEW)
+            | PRIZES_READ
+            | {"prizes.approve_payoutbatch", "prizes.manage_award"}
+        ),
     ),
     Role(
         "statistician",
@@ -164,6 +202,7 @@ ROLES: tuple[Role, ...] = (
             | FEED_READ
             | perms("draws.drawticket", VIEW)
             | perms("draws.instantdailyquota", VIEW)
+            | PRIZES_READ
         ),
     ),
     Role(

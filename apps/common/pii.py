@@ -30,6 +30,7 @@ _NORMALIZERS = {
     "resident_id": normalize_identifier,
     "phone": normalize_identifier,
     "account": normalize_identifier,
+    "coupon_code": normalize_identifier,
 }
 
 

@@ -55,6 +55,25 @@ SCHEDULES: tuple[CronSchedule, ...] = (
         minute="*",
         description="Freeze the ticket list of every committed periodic draw past its cut-off.",
     ),
+    CronSchedule(
+        name="prizes.payouts_poll",
+        task="apps.prizes.tasks.payouts_poll",
+        minute="*",
+        description="Send approved payouts not yet sent; ask the provider about unknown ones.",
+    ),
+    CronSchedule(
+        name="prizes.awards_release_due",
+        task="apps.prizes.tasks.awards_release_due",
+        minute="*/10",
+        description="Re-verify held prizes past their delay and make them payable.",
+    ),
+    CronSchedule(
+        name="prizes.awards_expire_due",
+        task="apps.prizes.tasks.awards_expire_due",
+        minute="30",
+        hour="2",
+        description="Expire unclaimed prizes and unused coupons; their money returns to the fund.",
+    ),
 )
 
 # Tasks installed by the command carry this marker so stale ones can be found and disabled.

@@ -15,6 +15,8 @@ DEFAULT_RATES = {
     "invoice_submit": "20/min",
     # Each identity check costs money and could be used to test ID numbers: few a day.
     "identity_verify": "5/day",
+    # A merchant's till system: per API key, generous but bounded.
+    "merchant_key": "600/min",
 }
 
 
@@ -57,3 +59,15 @@ class InvoiceSubmitThrottle(ConsumerRateThrottle):
 
 class IdentityVerifyThrottle(ConsumerRateThrottle):
     scope = "identity_verify"
+
+
+class MerchantKeyRateThrottle(_ConfiguredRateThrottle):
+    """Merchant API calls, by API key (a merchant principal has no user id)."""
+
+    scope = "merchant_key"
+
+    def get_cache_key(self, request, view):
+        api_key = getattr(request.user, "api_key", None)
+        if api_key is None:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": api_key.key_id}

@@ -94,6 +94,7 @@ def seed_draws_demo(*, now: datetime, seed: int = 2026) -> Counter:
     checker = _staff("disqualify_winner", "demo_draw_checker")
     pool_admin = _staff("change_instantpool", "demo_draw_manager")
 
+    _demo_fund(campaign)
     pool = InstantPool.objects.filter(campaign=campaign, name=POOL_NAME).first()
     if pool is None:
         pool = _create_pool(campaign, pool_admin, CAMPAIGN_STARTS, seed)
@@ -104,6 +105,27 @@ def seed_draws_demo(*, now: datetime, seed: int = 2026) -> Counter:
         _periodic_draw(campaign, CAMPAIGN_STARTS, now, seed, manager, officer_a, officer_b, checker)
         created["periodic_draws"] += 1
     return created
+
+
+def _demo_fund(campaign) -> None:
+    """The campaign's default prize fund with its budget booked (prizes are reserved from it)."""
+    from apps.prizes.choices import FundSource
+    from apps.prizes.ledger import fund_accounts_ensure, fund_deposit
+    from apps.prizes.models import Fund
+
+    fund, _ = Fund.objects.get_or_create(
+        campaign=campaign,
+        is_default=True,
+        defaults={"name": "郑州市有奖发票奖金（市级财政）", "source": FundSource.CITY},
+    )
+    fund_accounts_ensure(fund)
+    fund_deposit(
+        fund=fund,
+        amount=Decimal("5000000.00"),
+        key=f"deposit:demo:{campaign.code}",
+        memo="2026 pilot budget (demo)",
+        actor=None,
+    )
 
 
 def _demo_rng(seed: int, what: str) -> random.Random:

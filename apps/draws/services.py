@@ -18,6 +18,7 @@ transaction for every new entry.
 
 from __future__ import annotations
 
+import logging
 import math
 import secrets
 from collections.abc import Iterable, Sequence
@@ -40,6 +41,8 @@ from apps.invoices.choices import InvoiceStatus
 from apps.invoices.models import Invoice
 from apps.merchants.choices import MerchantStatus
 from apps.merchants.models import Merchant
+from apps.prizes.exceptions import PrizeError
+from apps.prizes.services import award_create_for_instant, awards_create_for_draw
 
 from . import engine
 from .choices import (
@@ -84,6 +87,8 @@ COMMITTED_FIELDS = (
     "cutoff_at",
     "per_holder_limit",
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -826,6 +831,36 @@ def draw_disqualify(
     the next ticket of the stream (spec §6). Returns the substitute's row, or None when no
     ticket is left (the slot stays unfilled)."""
     _require(actor, PERM_DISQUALIFY)
+    return _disqualify(draw=draw, ticket_no=ticket_no, reason=reason, actor=actor, note=note)
+
+
+def winners_disqualify_for_reversal(*, invoice_id: int, note: str = "") -> int:
+    """The tax authority reversed an invoice whose ticket holds a prize in a draw still in its
+    public notice period: disqualify it (reason `red_flushed`, by the system, not a person) and
+    let the spec's substitution fill the slot. Called by the invoice reversal, in its
+    transaction. Returns how many winners were disqualified."""
+    rows = DrawWinner.objects.filter(
+        ticket__invoice_id=invoice_id,
+        disqualified=False,
+        draw__status=DrawStatus.PUBLISHED,
+        draw__notice_ends_at__gt=timezone.now(),
+    ).select_related("draw")
+    count = 0
+    for row in rows:
+        _disqualify(
+            draw=row.draw,
+            ticket_no=row.ticket_no,
+            reason=DisqualificationReason.RED_FLUSHED,
+            actor=None,
+            note=note or "invoice red-flushed at the tax authority",
+        )
+        count += 1
+    return count
+
+
+def _disqualify(
+    *, draw: PeriodicDraw, ticket_no: int, reason: str, actor, note: str
+) -> DrawWinner | None:
     if reason not in DisqualificationReason.values:
         raise DrawError("draw.reason_required", detail={"reason": reason})
     with transaction.atomic():
@@ -927,8 +962,15 @@ def draw_finalise(*, draw: PeriodicDraw, actor) -> PeriodicDraw:
         locked.status = DrawStatus.FINALISED
         locked.save(update_fields=["finalised_at", "status", "updated_at"])
         final = DrawWinner.objects.filter(draw_id=locked.pk, disqualified=False).count()
+        # The winners' prizes become awards, reserved in the campaign's fund; a fund that
+        # cannot cover them refuses the finalisation (`fund.insufficient`).
+        awards = awards_create_for_draw(draw=locked, actor=actor)
         _record(
-            locked, previous=previous, action="finalised", actor=actor, after={"winners": final}
+            locked,
+            previous=previous,
+            action="finalised",
+            actor=actor,
+            after={"winners": final, "awards": awards},
         )
     return locked
 
@@ -952,9 +994,6 @@ def draw_cancel(*, draw: PeriodicDraw, reason: str, actor) -> PeriodicDraw:
 def freeze_due_draws(*, now: datetime | None = None) -> list[str]:
     """Freeze every committed draw whose cut-off has passed (the scheduled task). Returns the
     codes frozen; a draw that fails is left committed for the next run (and logged)."""
-    import logging
-
-    logger = logging.getLogger(__name__)
     now = now or timezone.now()
     frozen = []
     due = PeriodicDraw.objects.filter(status=DrawStatus.COMMITTED, cutoff_at__lte=now)
@@ -1118,23 +1157,33 @@ def instant_draw_for_entry(*, invoice) -> dict | None:
             award = award.first()
             return instant_prize_payload(award) if award else None
         candidate = _instant_pick(_instant_candidates(pools, invoice, day, now))
-        if candidate is None or not _instant_take(candidate, day):
+        if candidate is None:
             return None
         tier, pool = candidate.tier, candidate.pool
         payable_after = None
         if tier.kind == InstantPrizeKind.CASH and tier.face_value > pool.delay_cash_above:
             payable_after = now + timedelta(days=pool.delay_days)
-        award = InstantAward.objects.create(
-            invoice=invoice,
-            consumer_id=invoice.consumer_id,
-            pool=pool,
-            tier=tier,
-            kind=tier.kind,
-            amount=tier.face_value,
-            day=day,
-            drawn_at=now,
-            payable_after=payable_after,
-        )
+        try:
+            # Stock, quota, the win and its reservation in the prize fund: all or nothing, so
+            # a fund that cannot cover the prize means "not this time", never an overspend.
+            with transaction.atomic():
+                if not _instant_take(candidate, day):
+                    return None
+                award = InstantAward.objects.create(
+                    invoice=invoice,
+                    consumer_id=invoice.consumer_id,
+                    pool=pool,
+                    tier=tier,
+                    kind=tier.kind,
+                    amount=tier.face_value,
+                    day=day,
+                    drawn_at=now,
+                    payable_after=payable_after,
+                )
+                award_create_for_instant(instant_award=award)
+        except PrizeError as exc:
+            logger.warning("instant prize of pool %s not awarded: %s", pool.pk, exc.code)
+            return None
         result.won = True
         result.save(update_fields=["won"])
     return instant_prize_payload(award)

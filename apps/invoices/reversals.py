@@ -79,7 +79,9 @@ WITH blues AS (
 ), sums AS (
     SELECT b.number, coalesce(sum(abs(r.total)), 0)::numeric(14, 2) AS red_total
     FROM blues b
+    -- `<> ''` (implied by is_red) lets the planner use the partial reverses_number index.
     LEFT JOIN {REGISTRY} r ON r.reverses_number = b.number AND r.is_red
+        AND r.reverses_number <> ''
     GROUP BY b.number
 ), states AS (
     SELECT t.id, s.red_total,
@@ -249,8 +251,18 @@ def invoice_reverse(
         if not note:
             note = "fully red-flushed" if full else f"remaining total {remaining} < {minimum}"
         _history(invoice, before, target, reason_code, note, actor)
-        # Prize hook: when prizes exist, cancel this entry's unpaid prizes and flag paid ones
-        # for recovery here, in this transaction (apps.prizes).
+        # Its unpaid prizes are cancelled (money back to the fund) and paid ones flagged for
+        # recovery, in this transaction; the award history tells the consumer why.
+        # A winning ticket in a draw still in its notice period is disqualified and replaced.
+        from apps.draws.services import winners_disqualify_for_reversal
+        from apps.prizes.services import awards_on_invoice_reversed
+
+        prizes = awards_on_invoice_reversed(invoice=invoice, reason=reason_code, actor=actor)
+        detail.update({f"prizes_{k}": v for k, v in prizes.items() if v})
+        if before == InvoiceStatus.ACCEPTED:
+            disqualified = winners_disqualify_for_reversal(invoice_id=invoice.pk)
+            if disqualified:
+                detail["draw_winners_disqualified"] = disqualified
         audit_record(
             action="invoice.reversed",
             category=AuditCategory.STATE,

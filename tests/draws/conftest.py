@@ -22,6 +22,7 @@ from tests.factories.core import (
     InvoiceFactory,
     MerchantFactory,
     UserFactory,
+    funded_default_fund,
 )
 
 TIERS = [
@@ -72,6 +73,7 @@ def campaign(db):
     campaign = CampaignFactory(code="zz-draws")
     CampaignIndustry.objects.create(campaign=campaign, code="52")
     CampaignArea.objects.create(campaign=campaign, code="4101", label="郑州市")
+    funded_default_fund(campaign)
     return campaign
 
 

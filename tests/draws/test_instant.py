@@ -24,6 +24,9 @@ from apps.draws.models import (
     InstantTier,
 )
 from apps.invoices.choices import InvoiceStatus
+from apps.prizes.choices import FundSource
+from apps.prizes.ledger import fund_deposit
+from apps.prizes.models import Fund
 from tests.draws.conftest import make_staff
 from tests.factories.core import ConsumerFactory, InvoiceFactory, MerchantFactory
 
@@ -207,10 +210,15 @@ def test_per_consumer_cap(campaign):
     assert [p is not None for p in prizes] == [True, True, False, False]
     assert services.instant_draw_for_entry(invoice=entry(campaign)) is not None
     # Another pool of the campaign has its own cap.
-    second = make_pool(
-        campaign, name="商家联动奖池", sponsor=MerchantFactory(), max_wins_per_consumer=1
-    )
+    sponsor = MerchantFactory()
+    second = make_pool(campaign, name="商家联动奖池", sponsor=sponsor, max_wins_per_consumer=1)
     make_tier(second, name="商家券", kind=InstantPrizeKind.VOUCHER, quantity=5)
+    # A sponsored pool pays from its sponsor's fund: none yet, so no prize (never an overspend).
+    assert services.instant_draw_for_entry(invoice=entry(campaign, lucky)) is None
+    fund = Fund.objects.create(
+        campaign=campaign, name="商家出资", source=FundSource.MERCHANT, sponsor=sponsor
+    )
+    fund_deposit(fund=fund, amount=Decimal("100.00"), key="deposit:sponsor", memo="", actor=None)
     assert services.instant_draw_for_entry(invoice=entry(campaign, lucky))["tier"] == "商家券"
 
 

@@ -97,3 +97,26 @@ class InvoiceFactory(factory.django.DjangoModelFactory):
     merchant = factory.SubFactory(MerchantFactory)
     status = InvoiceStatus.PENDING
     submitted_at = factory.LazyFunction(timezone.now)
+
+
+def funded_default_fund(campaign, amount: Decimal = Decimal("1000000.00")):
+    """The campaign's default prize fund with `amount` deposited (prizes reserve from it)."""
+    from apps.prizes.choices import FundSource
+    from apps.prizes.ledger import fund_accounts_ensure, fund_deposit
+    from apps.prizes.models import Fund
+
+    fund, _ = Fund.objects.get_or_create(
+        campaign=campaign,
+        is_default=True,
+        defaults={"name": "test fund", "source": FundSource.CITY},
+    )
+    fund_accounts_ensure(fund)
+    if amount > 0:
+        fund_deposit(
+            fund=fund,
+            amount=amount,
+            key=f"deposit:test:{fund.pk}:{amount}",
+            memo="test",
+            actor=None,
+        )
+    return fund

@@ -1,0 +1,200 @@
+"""The prize-fund ledger: every movement of money between a fund's accounts.
+
+Each movement is one `LedgerEntry` (from one account to another of the same fund) plus two
+conditional balance updates in the same transaction. The CHECK constraint on balances turns any
+overspend into an IntegrityError, which becomes `fund.insufficient`; the unique `key` makes
+every movement happen at most once, however often a service is retried.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+
+from apps.common.models import ZERO
+
+from .choices import AccountKind, EntryKind
+from .exceptions import PrizeError
+from .models import Fund, LedgerAccount, LedgerEntry
+
+CENT = Decimal("0.01")
+
+
+def fund_accounts_ensure(fund: Fund) -> dict[str, LedgerAccount]:
+    """Create a fund's accounts if missing; return them by kind."""
+    accounts = {a.kind: a for a in LedgerAccount.objects.filter(fund=fund)}
+    for kind in AccountKind.values:
+        if kind not in accounts:
+            accounts[kind], _ = LedgerAccount.objects.get_or_create(fund=fund, kind=kind)
+    return accounts
+
+
+def _account(fund_id: int, kind: str) -> LedgerAccount:
+    try:
+        return LedgerAccount.objects.get(fund_id=fund_id, kind=kind)
+    except LedgerAccount.DoesNotExist:
+        fund_accounts_ensure(Fund.objects.get(pk=fund_id))
+        return LedgerAccount.objects.get(fund_id=fund_id, kind=kind)
+
+
+def _check_amount(amount: Decimal) -> Decimal:
+    if not isinstance(amount, Decimal) or amount <= 0 or amount != amount.quantize(CENT):
+        raise PrizeError("ledger.invalid_amount", detail={"amount": str(amount)})
+    return amount
+
+
+def ledger_move(
+    *,
+    fund_id: int,
+    kind: str,
+    from_kind: str,
+    to_kind: str,
+    amount: Decimal,
+    key: str,
+    award=None,
+    payout=None,
+    memo: str = "",
+    actor=None,
+) -> LedgerEntry | None:
+    """Move `amount` between two accounts of a fund, once per `key`.
+
+    Returns the new entry, or None when an entry with this key already exists (a retry).
+    Raises `fund.insufficient` when the source account would go negative.
+    """
+    amount = _check_amount(amount)
+    if LedgerEntry.objects.filter(key=key).exists():
+        return None
+    source = _account(fund_id, from_kind)
+    target = _account(fund_id, to_kind)
+    try:
+        with transaction.atomic():
+            entry = LedgerEntry.objects.create(
+                fund_id=fund_id,
+                kind=kind,
+                from_account=source,
+                to_account=target,
+                amount=amount,
+                key=key,
+                award=award,
+                payout=payout,
+                memo=memo[:300],
+                actor=actor if getattr(actor, "is_authenticated", False) else None,
+            )
+            # Lock order by id keeps two movements between the same accounts deadlock-free.
+            for acc_id, delta in sorted(((source.pk, -amount), (target.pk, amount))):
+                LedgerAccount.objects.filter(pk=acc_id).update(balance=F("balance") + delta)
+    except IntegrityError as exc:
+        if LedgerEntry.objects.filter(key=key).exists():
+            return None
+        if "balance_not_negative" in str(exc) or "CHECK constraint failed" in str(exc):
+            raise PrizeError(
+                "fund.insufficient",
+                detail={"fund": fund_id, "account": from_kind, "amount": str(amount)},
+                status_code=409,
+            ) from exc
+        raise
+    return entry
+
+
+def fund_balances(fund: Fund) -> dict[str, Decimal]:
+    """The fund's report line: budget received, available, reserved, paid, tax withheld."""
+    balances = {a.kind: a.balance for a in LedgerAccount.objects.filter(fund=fund)}
+    return {
+        "budget": -balances.get(AccountKind.FUNDING, ZERO),
+        "available": balances.get(AccountKind.AVAILABLE, ZERO),
+        "reserved": balances.get(AccountKind.RESERVED, ZERO),
+        "paid": balances.get(AccountKind.DISBURSED, ZERO),
+        "tax_withheld": balances.get(AccountKind.TAX_WITHHELD, ZERO),
+    }
+
+
+def ledger_verify(fund: Fund | None = None) -> list[str]:
+    """Recompute every balance from the entries; return the discrepancies (empty: all good).
+
+    Checks that each account's stored balance equals inflows minus outflows, that each fund's
+    balances sum to zero, and that no account but FUNDING is negative.
+    """
+    problems: list[str] = []
+    accounts = LedgerAccount.objects.all()
+    entries = LedgerEntry.objects.all()
+    if fund is not None:
+        accounts, entries = accounts.filter(fund=fund), entries.filter(fund=fund)
+    inflow = dict(entries.values_list("to_account").annotate(s=Sum("amount")))
+    outflow = dict(entries.values_list("from_account").annotate(s=Sum("amount")))
+    totals: dict[int, Decimal] = {}
+    for account in accounts:
+        expected = inflow.get(account.pk, ZERO) - outflow.get(account.pk, ZERO)
+        if expected != account.balance:
+            problems.append(f"account {account.pk} balance {account.balance} != entries {expected}")
+        if account.kind != AccountKind.FUNDING and account.balance < 0:
+            problems.append(f"account {account.pk} is negative: {account.balance}")
+        totals[account.fund_id] = totals.get(account.fund_id, ZERO) + account.balance
+    for fund_id, total in totals.items():
+        if total != 0:
+            problems.append(f"fund {fund_id} does not balance: {total}")
+    return problems
+
+
+def fund_deposit(*, fund: Fund, amount: Decimal, key: str, memo: str, actor) -> LedgerEntry | None:
+    """Record money received into a fund (funding → available), once per `key`."""
+    from apps.audit.services import audit_record
+
+    with transaction.atomic():
+        fund_accounts_ensure(fund)
+        entry = ledger_move(
+            fund_id=fund.pk,
+            kind=EntryKind.DEPOSIT,
+            from_kind=AccountKind.FUNDING,
+            to_kind=AccountKind.AVAILABLE,
+            amount=amount,
+            key=key,
+            memo=memo,
+            actor=actor,
+        )
+        if entry is not None:
+            audit_record(
+                action="fund.deposit",
+                target=fund,
+                actor=actor,
+                reason=memo,
+                after={"amount": str(amount), "key": key},
+            )
+    return entry
+
+
+def fund_correct(
+    *, fund: Fund, from_kind: str, to_kind: str, amount: Decimal, reason: str, key: str, actor
+) -> LedgerEntry | None:
+    """A compensating entry decided by finance (never an edit of an earlier one)."""
+    from apps.audit.services import audit_record
+
+    if not reason.strip():
+        raise PrizeError("ledger.reason_required", _reason_message())
+    with transaction.atomic():
+        entry = ledger_move(
+            fund_id=fund.pk,
+            kind=EntryKind.CORRECTION,
+            from_kind=from_kind,
+            to_kind=to_kind,
+            amount=amount,
+            key=key,
+            memo=reason,
+            actor=actor,
+        )
+        if entry is not None:
+            audit_record(
+                action="fund.correction",
+                target=fund,
+                actor=actor,
+                reason=reason,
+                after={"from": from_kind, "to": to_kind, "amount": str(amount)},
+            )
+    return entry
+
+
+def _reason_message():
+    from django.utils.translation import gettext_lazy as _
+
+    return _("A correction needs a reason.")
