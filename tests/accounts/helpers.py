@@ -93,3 +93,14 @@ def normalized_body(response, *names: str) -> bytes:
     for name in names:
         body = body.replace(name.encode(), b"<login>")
     return body
+
+
+def clear_cache() -> None:
+    """Empty this test worker's cache keys only: `cache.clear()` on the shared Redis would
+    FLUSHDB under the other xdist worker's feet (used TOTP codes, rate limits)."""
+    from django.core.cache import cache
+
+    if hasattr(cache, "delete_pattern"):
+        cache.delete_pattern("*")
+    else:
+        cache.clear()

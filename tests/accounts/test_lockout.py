@@ -15,7 +15,6 @@ import time_machine
 from axes.models import AccessAttempt
 from django.contrib.auth import SESSION_KEY, authenticate
 from django.contrib.auth.hashers import make_password
-from django.core.cache import cache
 from django.test import Client, RequestFactory
 
 from apps.accounts.auth import axes_username
@@ -24,6 +23,7 @@ from apps.audit.models import AuditEvent
 from apps.common import crypto
 from tests.accounts.helpers import (
     STRONG_PASSWORD,
+    clear_cache,
     make_staff,
     normalized_body,
     post_login,
@@ -37,9 +37,9 @@ WRONG = "Not-The-Password-1"
 
 @pytest.fixture(autouse=True)
 def _clean_cache():
-    cache.clear()
+    clear_cache()
     yield
-    cache.clear()
+    clear_cache()
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from django.contrib.auth.password_validation import (
     password_validators_help_texts,
     validate_password,
 )
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
@@ -30,6 +29,7 @@ from lotteryinvoice import settings as project_settings
 from tests.accounts.helpers import (
     ADMIN_INDEX,
     STRONG_PASSWORD,
+    clear_cache,
     enable_totp,
     login_with_totp,
     make_staff,
@@ -45,9 +45,9 @@ PASSWORDS = [f"Harbour-{n}-Lantern!" for n in range(1, 8)]
 @pytest.fixture(autouse=True)
 def _fast_and_clean(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    cache.clear()
+    clear_cache()
     yield
-    cache.clear()
+    clear_cache()
 
 
 def codes(password: str, user=None) -> set[str]:

@@ -14,7 +14,6 @@ import pytest
 import time_machine
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.models import Session
-from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -27,6 +26,7 @@ from tests.accounts.helpers import (
     ADMIN_INDEX,
     LOGIN_URL,
     STRONG_PASSWORD,
+    clear_cache,
     enable_totp,
     login_with_totp,
     make_staff,
@@ -43,9 +43,9 @@ API_ROOT = reverse("api:root")
 @pytest.fixture(autouse=True)
 def _fast_and_clean(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    cache.clear()
+    clear_cache()
     yield
-    cache.clear()
+    clear_cache()
 
 
 @pytest.fixture

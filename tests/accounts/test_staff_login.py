@@ -14,7 +14,6 @@ import time_machine
 from allauth.mfa.models import Authenticator
 from django.contrib import admin
 from django.contrib.auth import SESSION_KEY
-from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.urls import NoReverseMatch, reverse
@@ -27,6 +26,7 @@ from tests.accounts.helpers import (
     LOGIN_URL,
     MFA_URL,
     STRONG_PASSWORD,
+    clear_cache,
     enable_totp,
     login_with_totp,
     make_staff,
@@ -44,9 +44,9 @@ API_ROOT = reverse("api:root")
 @pytest.fixture(autouse=True)
 def _fast_and_clean(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    cache.clear()  # allauth's rate limits and used-code memory live in the cache
+    clear_cache()  # allauth's rate limits and used-code memory live in the cache
     yield
-    cache.clear()
+    clear_cache()
 
 
 @pytest.fixture
