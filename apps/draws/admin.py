@@ -32,6 +32,7 @@ from apps.common.admin import (
 )
 from apps.common.crypto import DecryptionError
 from apps.common.exceptions import DomainError
+from apps.common.import_export import AuditedMaskedExportMixin
 from apps.common.masking import mask_name
 
 from . import services
@@ -58,6 +59,7 @@ from .models import (
     InstantTier,
     PeriodicDraw,
 )
+from .resources import DrawWinnerResource, InstantAwardResource
 from .selectors import draw_replay
 
 MANAGE, EXECUTE, DISQUALIFY = (
@@ -270,9 +272,19 @@ class DrawWinnerInline(ReadOnlyTabularInline):
 
 class DrawStatusChangeInline(ReadOnlyTabularInline):
     model = DrawStatusChange
-    fields = ("at", "from_status", "to_status", "action", "actor", "note")
+    fields = ("at", "from_label", "to_label", "action", "actor", "note")
     readonly_fields = fields
     ordering = ("pk",)
+
+    @admin.display(description=_("from"))
+    def from_label(self, obj):
+        return DrawStatus(obj.from_status).label if obj.from_status in DrawStatus.values else "—"
+
+    @admin.display(description=_("to"))
+    def to_label(self, obj):
+        return (
+            DrawStatus(obj.to_status).label if obj.to_status in DrawStatus.values else obj.to_status
+        )
 
 
 @admin.register(PeriodicDraw)
@@ -583,7 +595,10 @@ class DrawTicketAdmin(DrawViewMixin, ReadOnlyAdminMixin, LargeTableAdminMixin, a
 
 
 @admin.register(DrawWinner)
-class DrawWinnerAdmin(DrawViewMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class DrawWinnerAdmin(
+    AuditedMaskedExportMixin, DrawViewMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
+    resource_classes = [DrawWinnerResource]  # export: masked unless reveal, audited
     list_display = (
         "draw",
         "rank",
@@ -698,7 +713,10 @@ class InstantDailyQuotaAdmin(admin.ModelAdmin):
 
 
 @admin.register(InstantAward)
-class InstantAwardAdmin(ReadOnlyAdminMixin, LargeTableAdminMixin, admin.ModelAdmin):
+class InstantAwardAdmin(
+    AuditedMaskedExportMixin, ReadOnlyAdminMixin, LargeTableAdminMixin, admin.ModelAdmin
+):
+    resource_classes = [InstantAwardResource]  # export: masked unless reveal, audited
     list_display = ("drawn_at", "pool", "tier", "kind", "amount", "winner", "payable_after")
     list_filter = ("pool", "kind")
     list_select_related = ("pool", "tier", "invoice__consumer")
