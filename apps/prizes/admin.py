@@ -29,7 +29,7 @@ from apps.common.masking import mask_name
 from apps.invoices.models import Campaign
 
 from . import ledger, services
-from .choices import AccountKind
+from .choices import AccountKind, AwardStatus
 from .models import (
     Award,
     AwardStatusChange,
@@ -311,12 +311,20 @@ class AwardAdmin(FormPageMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(description=_("Cancel selected unpaid awards"), permissions=["manage"])
     def cancel_selected(self, request, queryset):
+        def cancel(award, reason):
+            # The service leaves paid, finished and in-flight prizes as they are; say so
+            # instead of reporting them cancelled.
+            result = services.award_cancel(award=award, reason=reason, actor=request.user)
+            if result.status != AwardStatus.CANCELLED:
+                raise DomainError(
+                    "award.not_cancellable",
+                    _("Only an unpaid prize with no payment on its way can be cancelled."),
+                )
+
         return self._with_reason(
             request,
             queryset,
-            lambda award, reason: services.award_cancel(
-                award=award, reason=reason, actor=request.user
-            ),
+            cancel,
             gettext("Cancel awards"),
             gettext("cancelled"),
         )

@@ -65,7 +65,9 @@ AWARD_TRANSITIONS: dict[str, frozenset[str]] = {
     ),
     # A definite payout failure puts the award back to payable (the winner fixes the account
     # and claims again); a red-flush found at payout time cancels it.
-    AwardStatus.CLAIMED: frozenset({AwardStatus.PAID, AwardStatus.PAYABLE, AwardStatus.CANCELLED}),
+    AwardStatus.CLAIMED: frozenset(
+        {AwardStatus.PAID, AwardStatus.PAYABLE, AwardStatus.HELD, AwardStatus.CANCELLED}
+    ),
     AwardStatus.PAID: frozenset({AwardStatus.TO_RECOVER}),
     AwardStatus.TO_RECOVER: frozenset({AwardStatus.RECOVERED}),
     AwardStatus.EXPIRED: frozenset(),

@@ -33,6 +33,7 @@ MESSAGES = {
     "batch.not_permitted": _("You are not allowed to do this with payout batches."),
     "payout.not_found": _("No such payout."),
     "statement.unreadable": _("The statement file could not be read."),
+    "statement.duplicate": _("This statement file has already been imported."),
 }
 
 

@@ -40,7 +40,12 @@ def _account(fund_id: int, kind: str) -> LedgerAccount:
 
 
 def _check_amount(amount: Decimal) -> Decimal:
-    if not isinstance(amount, Decimal) or amount <= 0 or amount != amount.quantize(CENT):
+    if (
+        not isinstance(amount, Decimal)
+        or not amount.is_finite()  # NaN / Infinity: refused, not an InvalidOperation crash
+        or amount <= 0
+        or amount != amount.quantize(CENT)
+    ):
         raise PrizeError("ledger.invalid_amount", detail={"amount": str(amount)})
     return amount
 

@@ -304,8 +304,16 @@ def award_cancel(*, award: Award, reason: str, actor=None) -> Award:
         if any(p.status in PAYOUT_IN_FLIGHT for p in live):
             return award
         for payout in live:
+            # An approved payout cannot be cancelled any more, only blocked (its queued send
+            # then finds it blocked and sends nothing).
             _payout_set(
-                payout, PayoutStatus.CANCELLED, via="award_cancel", note=reason, actor=actor
+                payout,
+                PayoutStatus.BLOCKED
+                if payout.status == PayoutStatus.APPROVED
+                else PayoutStatus.CANCELLED,
+                via="award_cancel",
+                note=reason,
+                actor=actor,
             )
         _award_set(award, AwardStatus.CANCELLED, reason=reason, actor=actor)
         _release(award, reason, actor)
@@ -319,6 +327,8 @@ def award_cancel(*, award: Award, reason: str, actor=None) -> Award:
             reason=reason,
             after={"amount": str(award.amount)},
         )
+    for batch_id in {p.batch_id for p in live}:
+        _batch_complete_if_done(batch_id)
     return award
 
 
@@ -388,7 +398,8 @@ def award_mark_recovered(*, award: Award, note: str, actor) -> Award:
 
 
 def _reverify(invoice) -> str:
-    """Ask the tax authority again about an entered invoice: "ok", "reversed" or "unavailable".
+    """Ask the tax authority again about an entered invoice: "ok", "reversed", "doubtful" (the
+    authority no longer knows it, or its facts differ: a person must look) or "unavailable".
 
     A reversal found here is applied to the submission at once (which cancels its prizes)."""
     from apps.invoices.choices import RegistryStatus
@@ -403,7 +414,7 @@ def _reverify(invoice) -> str:
     if check.outcome == TaxOutcome.UNAVAILABLE:
         return "unavailable"
     if check.outcome != TaxOutcome.FOUND:
-        return "reversed"
+        return "doubtful"
     record = check.record
     if record.status == RegistryStatus.NORMAL:
         return "ok"
@@ -427,6 +438,22 @@ def awards_release_due(*, now: datetime | None = None, limit: int = 1000) -> dic
     for award in due:
         outcome = _reverify(award.invoice)
         if outcome == "unavailable":
+            counts["deferred"] += 1
+            continue
+        if outcome == "doubtful":
+            # Not paid on a doubt, not cancelled on one either: asked again a day later, and on
+            # record for staff (the award admin lists held awards).
+            with transaction.atomic():
+                locked = _lock_award(award.pk)
+                if locked.status == AwardStatus.HELD:
+                    locked.payable_after = now + timedelta(days=1)
+                    locked.status_reason = "invoice.reverify_failed"
+                    locked.save(update_fields=["payable_after", "status_reason", "updated_at"])
+                    audit_record(
+                        action="award.reverify_doubtful",
+                        target=locked,
+                        reason="invoice.reverify_failed",
+                    )
             counts["deferred"] += 1
             continue
         if outcome == "reversed":
@@ -563,7 +590,11 @@ def coupon_redeem(
         coupon.redeemed_key_id = key_id[:40]
         coupon.purchase_amount = purchase_amount
         coupon.redemption_ref = reference
-        coupon.save()
+        try:
+            with transaction.atomic():
+                coupon.save()
+        except IntegrityError:  # the same reference used concurrently for another coupon
+            raise PrizeError("coupon.reference_reused", status_code=409) from None
         _award_set(award, AwardStatus.PAID, reason="redeemed", paid_at=now)
         ledger_move(
             fund_id=award.fund_id,
@@ -762,7 +793,9 @@ def payout_batch_approve(*, batch: PayoutBatch, actor) -> PayoutBatch:
     _require(actor, PERM_APPROVE)
     with transaction.atomic():
         batch = PayoutBatch.objects.select_for_update().get(pk=batch.pk)
-        if batch.created_by_id == actor.pk:
+        maker_is_checker = batch.created_by_id == actor.pk
+        if maker_is_checker:
+            # Committed (the refusal is raised after the block): attempts are on record.
             audit_record(
                 action="payout_batch.approve_refused",
                 target=batch,
@@ -771,7 +804,10 @@ def payout_batch_approve(*, batch: PayoutBatch, actor) -> PayoutBatch:
                 reason="maker_is_checker",
                 outcome="denied",
             )
-            raise PrizeError("batch.maker_is_checker", status_code=403)
+    if maker_is_checker:
+        raise PrizeError("batch.maker_is_checker", status_code=403)
+    with transaction.atomic():
+        batch = PayoutBatch.objects.select_for_update().get(pk=batch.pk)
         check_transition(
             BATCH_TRANSITIONS, batch.status, BatchStatus.APPROVED, entity="payout_batch"
         )
@@ -898,8 +934,8 @@ def payout_send(*, payout_id: int) -> Payout:
             outcome = _reverify(payout.award.invoice)
             if outcome == "unavailable":
                 return payout  # try again later (the poller picks approved payouts up)
-            if outcome == "reversed":
-                _payout_block(payout.pk)
+            if outcome in ("reversed", "doubtful"):
+                _payout_block(payout.pk, doubtful=outcome == "doubtful")
                 return Payout.objects.get(pk=payout.pk)
         with transaction.atomic():
             payout = Payout.objects.select_for_update().get(pk=payout_id)
@@ -931,23 +967,28 @@ def payout_send(*, payout_id: int) -> Payout:
     return payout
 
 
-def _payout_block(payout_id: int) -> None:
+def _payout_block(payout_id: int, *, doubtful: bool = False) -> None:
+    """Stop a payout found unsafe at re-verification. A reversed invoice cancels the award; a
+    doubtful answer (not found, facts differ) holds it again for a day, to be re-verified by
+    `awards_release_due` before the winner can claim again."""
+    code = "invoice.reverify_failed" if doubtful else "invoice.red_flushed"
     with transaction.atomic():
         payout = Payout.objects.select_for_update().get(pk=payout_id)
         if payout.status not in (PayoutStatus.APPROVED, PayoutStatus.PENDING):
             return
-        _payout_set(
-            payout,
-            PayoutStatus.BLOCKED,
-            via="reverify",
-            note="invoice reversed",
-            fail_code="invoice.red_flushed",
-        )
+        _payout_set(payout, PayoutStatus.BLOCKED, via="reverify", note=code, fail_code=code)
         award = _lock_award(payout.award_id)
-        if award.status in AWARD_RESERVED_STATUSES:
-            _award_set(award, AwardStatus.CANCELLED, reason="invoice.red_flushed")
-            _release(award, "invoice.red_flushed", None)
-        audit_record(action="payout.blocked", target=payout, reason="invoice.red_flushed")
+        if doubtful and award.status == AwardStatus.CLAIMED:
+            _award_set(
+                award,
+                AwardStatus.HELD,
+                reason=code,
+                payable_after=timezone.now() + timedelta(days=1),
+            )
+        elif award.status in AWARD_RESERVED_STATUSES:
+            _award_set(award, AwardStatus.CANCELLED, reason=code)
+            _release(award, code, None)
+        audit_record(action="payout.blocked", target=payout, reason=code)
         batch_id = payout.batch_id
     _batch_complete_if_done(batch_id)
 
@@ -972,6 +1013,10 @@ def payout_apply_result(
     with transaction.atomic():
         payout = Payout.objects.select_for_update().get(pk=payout_id)
         if target is None or payout.status == target:
+            return payout
+        if target == PayoutStatus.UNKNOWN and payout.status == PayoutStatus.PROCESSING:
+            # A query we could not read says nothing new about a transfer the provider said it
+            # is processing: keep its word (the poller asks again).
             return payout
         if payout.status not in PAYOUT_IN_FLIGHT:
             if payout.status in (PayoutStatus.PAID, PayoutStatus.FAILED) and target in (
@@ -1016,9 +1061,18 @@ def payout_apply_result(
         if target == PayoutStatus.PAID:
             _settle_paid(payout, award, actor)
         elif target == PayoutStatus.FAILED and award.status == AwardStatus.CLAIMED:
-            _award_set(
-                award, AwardStatus.PAYABLE, reason=f"payout failed: {result.fail_code}", actor=actor
-            )
+            if award.invoice.status != InvoiceStatus.ACCEPTED:
+                # Reversed while the payment was on its way (award_cancel had to wait for the
+                # provider's answer): nothing is owed any more, the money returns.
+                _award_set(award, AwardStatus.CANCELLED, reason="invoice.red_flushed", actor=actor)
+                _release(award, "invoice.red_flushed", actor)
+            else:
+                _award_set(
+                    award,
+                    AwardStatus.PAYABLE,
+                    reason=f"payout failed: {result.fail_code}",
+                    actor=actor,
+                )
         audit_record(
             action=f"payout.{target}",
             target=payout,
@@ -1156,11 +1210,14 @@ def statement_reconcile(
 
     if actor is not None:
         _require(actor, PERM_RECONCILE)
+    digest = hashlib.sha256(data).hexdigest()
+    if ProviderStatement.objects.filter(sha256=digest).exists():
+        raise PrizeError("statement.duplicate", status_code=409)
     lines, bad = gw.parse_statement(data)
     statement = ProviderStatement.objects.create(
         day=day,
         file_name=file_name[:200],
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=digest,
         line_count=len(lines) + len(bad),
         imported_by=_user(actor),
     )

@@ -72,7 +72,7 @@ class _CallbackHandler(BaseHTTPRequestHandler):
 class CallbackReceiver:
     """Stands in for our callback endpoint: records every POST and answers `answer` (200)."""
 
-    path = "/api/v1/payments/callback"
+    path = "/api/v1/payments/callback/"
 
     def __init__(self) -> None:
         self.received: list[ReceivedCallback] = []

@@ -7,14 +7,17 @@ import json
 import logging
 
 from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.decorators import method_decorator
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from apps.accounts.api.merchant_views import (
@@ -22,6 +25,7 @@ from apps.accounts.api.merchant_views import (
     MERCHANT_SIGNATURE_PARAMETERS,
     MerchantAPIView,
 )
+from apps.accounts.permissions import IsConsumer
 from apps.common.api import ErrorSerializer
 from apps.common.idempotency import idempotent
 from apps.common.throttling import ConsumerRateThrottle, IPRateThrottle
@@ -61,6 +65,7 @@ class AwardViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     lookup_field = "public_id"
     pagination_class = ConsumerPagination
+    permission_classes = [IsConsumer]
     throttle_classes = [IPRateThrottle, ConsumerRateThrottle]
     queryset = Award.objects.none()
 
@@ -101,6 +106,7 @@ class CouponViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     serializer_class = CouponSerializer
     pagination_class = ConsumerPagination
+    permission_classes = [IsConsumer]
     throttle_classes = [IPRateThrottle, ConsumerRateThrottle]
     queryset = Coupon.objects.none()
 
@@ -115,6 +121,7 @@ class PayoutAccountViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     serializer_class = PayoutAccountSerializer
     pagination_class = ConsumerPagination
+    permission_classes = [IsConsumer]
     throttle_classes = [IPRateThrottle, ConsumerRateThrottle]
     queryset = PayoutAccount.objects.none()
 
@@ -142,6 +149,7 @@ class PayoutViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     serializer_class = PayoutSerializer
     pagination_class = ConsumerPagination
+    permission_classes = [IsConsumer]
     throttle_classes = [IPRateThrottle, ConsumerRateThrottle]
     queryset = Payout.objects.none()
 
@@ -202,6 +210,21 @@ class CouponRedeemView(MerchantAPIView):
         )
 
 
+def _query_time(request, name: str):
+    """An ISO 8601 time from the query string (none: no bound); a naive one is China time.
+    Anything unreadable is a 400, never a silently ignored bound (or a 500)."""
+    text = request.query_params.get(name, "")
+    if not text:
+        return None
+    try:
+        moment = parse_datetime(text)
+    except ValueError:  # well formed but impossible, e.g. month 13
+        moment = None
+    if moment is None:
+        raise ValidationError({name: [_("Give an ISO 8601 time, e.g. 2026-03-01T00:00:00+08:00.")]})
+    return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
+
+
 @method_decorator(never_cache, name="dispatch")
 class RedemptionReportView(MerchantAPIView):
     """My redemptions in a period, with count and total value (at most 500 rows)."""
@@ -214,13 +237,17 @@ class RedemptionReportView(MerchantAPIView):
             OpenApiParameter("since", str, description="ISO 8601 time, inclusive"),
             OpenApiParameter("until", str, description="ISO 8601 time, exclusive"),
         ],
-        responses={200: RedemptionReportSerializer, **MERCHANT_AUTH_ERRORS},
+        responses={
+            200: RedemptionReportSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="request.invalid: since/until"),
+            **MERCHANT_AUTH_ERRORS,
+        },
         summary="Redemption report",
         tags=["merchant"],
     )
     def get(self, request):
-        since = parse_datetime(request.query_params.get("since", "") or "") or None
-        until = parse_datetime(request.query_params.get("until", "") or "") or None
+        since = _query_time(request, "since")
+        until = _query_time(request, "until")
         queryset = selectors.redemption_list_for_merchant(
             merchant=request.user.merchant, since=since, until=until
         )
