@@ -27,6 +27,7 @@ from apps.common.admin import (
     run_service_action,
 )
 from apps.common.exceptions import InvalidTransition
+from apps.common.import_export import AuditedImportExportMixin, AuditedMaskedExportMixin
 from apps.common.masking import mask_name
 from apps.common.states import check_transition
 from apps.merchants.validators import USCC_ALPHABET
@@ -39,6 +40,12 @@ from .models import (
     Invoice,
     InvoiceStatusChange,
     TaxInvoiceRecord,
+)
+from .resources import (
+    CampaignAreaResource,
+    CampaignEntryResource,
+    CampaignIndustryResource,
+    InvoiceResource,
 )
 from .services import invoice_review
 
@@ -208,13 +215,20 @@ class ReviewActionForm(ActionForm):
 
 @admin.register(Invoice)
 class InvoiceAdmin(
-    PersonalDataAdminMixin, ReadOnlyAdminMixin, LargeTableAdminMixin, admin.ModelAdmin
+    AuditedMaskedExportMixin,
+    PersonalDataAdminMixin,
+    ReadOnlyAdminMixin,
+    LargeTableAdminMixin,
+    admin.ModelAdmin,
 ):
     """Consumers' submissions: facts, viewed only. The buyer's name is shown masked.
 
     Searches are exact (invoice number, seller credit code, UID); sorting is offered only on
-    indexed columns.
+    indexed columns. Export (CSV, XLSX; audited, personal data masked without the reveal
+    permission): the invoices of the current filter, or only its campaign entries.
     """
+
+    resource_classes = [InvoiceResource, CampaignEntryResource]
 
     personal_data_fields = ("buyer_name",)
     masked_buyer_name = masked_display(Invoice, "buyer_name", mask_name)
@@ -367,7 +381,7 @@ class TaxInvoiceRecordAdmin(ReadOnlyAdminMixin, LargeTableAdminMixin, admin.Mode
     list_filter = ("status", "issuer_kind", "is_red", "invoice_type")
     # Newest rows first through the primary key: no index on issued_at.
     ordering = ("-pk",)
-    sortable_by = ("number", "reverses_number")
+    sortable_by = ("number",)
     # Turns the search box on; `get_search_results` decides what a term matches.
     search_fields = ("=number", "=reverses_number", "=seller_uscc")
     search_help_text = _(
@@ -400,6 +414,32 @@ class TaxInvoiceRecordAdmin(ReadOnlyAdminMixin, LargeTableAdminMixin, admin.Mode
             case ("uscc", uscc):
                 return queryset.filter(seller_uscc=uscc), False
         return queryset.none(), False
+
+
+# --- Campaign industry and area lists: import and export ----------------------------------
+
+
+class CampaignListAdmin(AuditedImportExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """A campaign list as a table, for import and export; rules are edited one by one on the
+    campaign's page. Imports go through `campaign_lists.campaign_rule_upsert` (validated,
+    audited), for users who may add and change the rules."""
+
+    list_filter = ("campaign",)
+    list_select_related = ("campaign",)
+    search_fields = ("=code",)
+
+
+@admin.register(CampaignIndustry)
+class CampaignIndustryAdmin(CampaignListAdmin):
+    resource_classes = [CampaignIndustryResource]
+    list_display = ("campaign", "code", "excluded", "label")
+    list_filter = ("campaign", "excluded")
+
+
+@admin.register(CampaignArea)
+class CampaignAreaAdmin(CampaignListAdmin):
+    resource_classes = [CampaignAreaResource]
+    list_display = ("campaign", "code", "label")
 
 
 from . import admin_feed  # noqa: E402, F401  (the tax-feed upload admin)

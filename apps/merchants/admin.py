@@ -13,9 +13,11 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.common.admin import LargeTableAdminMixin, normalize_search_term, run_service_action
 from apps.common.areas import ZHENGZHOU_AREAS
+from apps.common.import_export import AuditedImportExportMixin
 
 from .choices import MerchantStatus
 from .models import Merchant
+from .resources import MerchantResource
 from .services import STATUS_REASON_MAX_LENGTH, merchant_set_status
 from .validators import USCC_ALPHABET, validate_uscc
 
@@ -86,9 +88,14 @@ class MerchantActionForm(ActionForm):
 
 
 @admin.register(Merchant)
-class MerchantAdmin(LargeTableAdminMixin, admin.ModelAdmin):
+class MerchantAdmin(AuditedImportExportMixin, LargeTableAdminMixin, admin.ModelAdmin):
     """Sellers. Status is read-only on the form: suspending, blacklisting and reactivating are
-    actions that go through `merchant_set_status` (transition table, row lock, reason)."""
+    actions that go through `merchant_set_status` (transition table, row lock, reason).
+
+    Import (CSV, XLSX; dry-run preview first) creates or updates merchants through
+    `merchant_upsert`, status moves included; export is audited (docs/formats.md)."""
+
+    resource_classes = [MerchantResource]
 
     form = MerchantAdminForm
     action_form = MerchantActionForm
