@@ -13,4 +13,5 @@ urlpatterns = [
     path("merchant/whoami/", MerchantWhoAmIView.as_view(), name="merchant-whoami"),
     path("", include("apps.invoices.api.urls")),
     path("", include("apps.prizes.api.urls")),
+    path("", include("apps.complaints.api.urls")),
 ]

@@ -19,6 +19,8 @@ admin.site.index_title = _("Campaign operations")
 admin.site.login = admin_login
 
 urlpatterns = [
+    # The staff case desk lives under the admin's path, before the admin's own catch-alls.
+    path(f"{settings.ADMIN_URL}casework/", include("apps.complaints.urls")),
     path(settings.ADMIN_URL, admin.site.urls),
     # Before allauth's own pattern of the same path and name: set-up also records the factor.
     path("accounts/2fa/totp/activate/", activate_totp, name="mfa_activate_totp"),

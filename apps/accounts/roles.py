@@ -74,6 +74,33 @@ PRIZES_READ = (
     | perms("prizes.reconciliationissue", VIEW)
 )
 
+# Consultation and complaint records (on top, cases are scoped by queue membership unless the
+# role holds complaints.read_all_cases).
+COMPLAINTS_READ = (
+    perms("complaints.case", VIEW)
+    | perms("complaints.casestatuschange", VIEW)
+    | perms("complaints.casemessage", VIEW)
+    | perms("complaints.caseattachment", VIEW)
+    | perms("complaints.casequeue", VIEW)
+    | perms("complaints.casequeuemembership", VIEW)
+    | perms("complaints.casecategory", VIEW)
+    | perms("complaints.cannedreply", VIEW)
+    | perms("complaints.faqarticle", VIEW)
+    | perms("complaints.workcalendarday", VIEW)
+    | perms("complaints.casesettings", VIEW)
+)
+# Handlers work the cases of their queues; staff entry and hotline import are "add".
+COMPLAINTS_HANDLE = COMPLAINTS_READ | perms("complaints.case", ADD) | {"complaints.handle_case"}
+# Supervisors also reassign and escalate, run their team and write canned replies and FAQs.
+COMPLAINTS_SUPERVISE = (
+    COMPLAINTS_HANDLE
+    | {"complaints.supervise_case"}
+    | perms("complaints.casequeue", CHANGE)
+    | perms("complaints.casequeuemembership", ADD, CHANGE, DELETE)
+    | perms("complaints.cannedreply", ADD, CHANGE, DELETE)
+    | perms("complaints.faqarticle", ADD, CHANGE, DELETE)
+)
+
 ROLES: tuple[Role, ...] = (
     Role(
         "campaign_admin",
@@ -106,6 +133,16 @@ ROLES: tuple[Role, ...] = (
             | PRIZES_READ
             | perms("prizes.prizepolicy", ADD, CHANGE)
             | perms("prizes.fund", ADD, CHANGE)
+            # Case desk configuration: queues, categories and SLAs, calendar, FAQ.
+            | COMPLAINTS_READ
+            | {"complaints.read_all_cases"}
+            | perms("complaints.casequeue", ADD, CHANGE)
+            | perms("complaints.casequeuemembership", ADD, CHANGE, DELETE)
+            | perms("complaints.casecategory", ADD, CHANGE)
+            | perms("complaints.workcalendarday", ADD, CHANGE, DELETE)
+            | perms("complaints.casesettings", ADD, CHANGE)
+            | perms("complaints.cannedreply", ADD, CHANGE, DELETE)
+            | perms("complaints.faqarticle", ADD, CHANGE, DELETE)
         ),
     ),
     Role(
@@ -140,13 +177,13 @@ ROLES: tuple[Role, ...] = (
         "complaint_handler",
         "投诉处理员",
         _("Complaint handler"),
-        frozenset(CORE_READ | perms("accounts.consumer", VIEW) | REVEAL),
+        frozenset(CORE_READ | perms("accounts.consumer", VIEW) | REVEAL | COMPLAINTS_HANDLE),
     ),
     Role(
         "complaint_supervisor",
         "投诉主管",
         _("Complaint supervisor"),
-        frozenset(CORE_READ | perms("accounts.consumer", VIEW) | REVEAL),
+        frozenset(CORE_READ | perms("accounts.consumer", VIEW) | REVEAL | COMPLAINTS_SUPERVISE),
     ),
     Role(
         "finance_maker",
@@ -203,6 +240,8 @@ ROLES: tuple[Role, ...] = (
             | perms("draws.drawticket", VIEW)
             | perms("draws.instantdailyquota", VIEW)
             | PRIZES_READ
+            | COMPLAINTS_READ
+            | {"complaints.read_all_cases"}
         ),
     ),
     Role(

@@ -74,6 +74,12 @@ SCHEDULES: tuple[CronSchedule, ...] = (
         hour="2",
         description="Expire unclaimed prizes and unused coupons; their money returns to the fund.",
     ),
+    CronSchedule(
+        name="complaints.cases_check_sla",
+        task="apps.complaints.tasks.cases_check_sla",
+        minute="*/5",
+        description="Warn before case SLAs run out, escalate breaches, close resolved cases.",
+    ),
 )
 
 # Tasks installed by the command carry this marker so stale ones can be found and disabled.

@@ -25,6 +25,7 @@ from django.views.decorators.cache import never_cache
 from apps.audit.services import audit_record
 from apps.common.admin import ReadOnlyAdminMixin, ReadOnlyTabularInline, run_service_action
 from apps.common.exceptions import DomainError
+from apps.common.import_export import AuditedMaskedExportMixin
 from apps.common.masking import mask_name
 from apps.invoices.models import Campaign
 
@@ -44,6 +45,7 @@ from .models import (
     ProviderStatement,
     ReconciliationIssue,
 )
+from .resources import PayoutResource
 
 
 def _winner(consumer) -> str:
@@ -379,7 +381,8 @@ class PayoutHistoryInline(ReadOnlyTabularInline):
 
 
 @admin.register(Payout)
-class PayoutAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class PayoutAdmin(AuditedMaskedExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    resource_classes = [PayoutResource]  # export: masked unless reveal, audited
     list_display = (
         "request_no",
         "status",

@@ -828,6 +828,8 @@ def payout_batch_approve(*, batch: PayoutBatch, actor) -> PayoutBatch:
         )
         ids = [p.pk for p in payouts]
         transaction.on_commit(lambda: _enqueue_sends(ids))
+    # A batch whose payouts were all cancelled before approval has nothing left to send.
+    _batch_complete_if_done(batch.pk)
     return batch
 
 

@@ -425,3 +425,20 @@ def test_every_prizes_page_renders_read_only_for_the_auditor(auditor, every_kind
     coupon = Coupon.objects.first()
     assert str(coupon.code).encode() not in client.get(url(Coupon, "change", coupon.pk)).content
     assert str(coupon.code).encode() not in client.get(url(Coupon, "changelist")).content
+
+
+@pytest.mark.django_db
+def test_payout_export_is_masked_for_the_auditor_and_audited(auditor, campaign):
+    from apps.prizes.resources import PayoutResource
+    from tests.invoices.test_exports import export, last_export, read_export
+
+    (payout,) = claimed(campaign, 1)
+    client = signed_in(auditor)
+    response = export(client, url(Payout, "export"), "csv")
+    rows = read_export(response, "csv", PayoutResource())
+    assert [r["request_no"] for r in rows] == [payout.request_no]
+    real_name = str(payout.account.consumer.real_name)
+    assert rows[0]["payee_name"] != real_name and "*" in rows[0]["payee_name"]
+    assert str(payout.account.account_no) not in rows[0]["account_no"]
+    event = last_export()
+    assert event.actor_username == auditor.username

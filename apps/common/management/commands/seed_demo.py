@@ -59,6 +59,14 @@ class Command(BaseCommand):
             f"  draws:             {draws['periodic_draws']} periodic draw(s) created, "
             f"{draws['instant_pools']} instant pool(s), {draws['instant_awards']} instant awards"
         )
+        # The case desk: 2026 holiday calendar, queues, categories, FAQ and a few cases.
+        from apps.complaints.demo import seed_complaints_demo
+
+        complaints = seed_complaints_demo(now=now)
+        self.stdout.write(
+            f"  complaints:        {complaints['cases']} case(s), {complaints['categories']} "
+            f"categorie(s), {complaints['calendar_days']} calendar day(s) created"
+        )
         if options["verbosity"] >= 2:
             for name, seconds in result.phases.items():
                 self.stdout.write(f"  {name}: {seconds:.1f} s")
