@@ -162,3 +162,13 @@ def screenshot(page, name: str, *, full_page: bool = True) -> Path:
 
 def admin_url(base_url: str, name: str, *args) -> str:
     return base_url + reverse(f"admin:{name}", args=args)
+
+
+# --- Added for tests/e2e/test_payout_batch.py: the payment-gateway and identity sandboxes of
+# the prize tests (on 127.0.0.1), with the settings pointing at them.
+from tests.prizes.conftest import (  # noqa: E402, F401  (fixtures)
+    identity_sandbox,
+    payment_callbacks,
+    payment_gateway_settings,
+    payment_sandbox,
+)
