@@ -254,6 +254,34 @@ class ReasonForm(forms.Form):
     reason = forms.CharField(label=_("reason"), max_length=300)
 
 
+def reason_action(model_admin, request, queryset, *, call, title, done_message):
+    """An admin action that asks for a reason first, then runs `call(obj, reason)` — one
+    service call — for each selected object (errors reported per object)."""
+    if "apply" in request.POST:
+        form = ReasonForm(request.POST)
+        if form.is_valid():
+            reason = form.cleaned_data["reason"]
+            run_service_action(
+                model_admin,
+                request,
+                queryset,
+                lambda obj: call(obj, reason),
+                done_message=done_message,
+            )
+            return None
+    else:
+        form = ReasonForm()
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.model._meta,
+        "title": title,
+        "form": form,
+        "queryset": queryset,
+        "action": request.POST.get("action"),
+    }
+    return TemplateResponse(request, "admin/prizes/action_reason.html", context)
+
+
 @admin.register(Award)
 class AwardAdmin(FormPageMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
@@ -284,32 +312,17 @@ class AwardAdmin(FormPageMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         return request.user.has_perm(services.PERM_MANAGE_AWARD)
 
     def _with_reason(self, request, queryset, call, title, done):
-        if "apply" in request.POST:
-            form = ReasonForm(request.POST)
-            if form.is_valid():
-                reason = form.cleaned_data["reason"]
-                run_service_action(
-                    self,
-                    request,
-                    queryset,
-                    lambda award: call(award, reason),
-                    done_message=lambda n: (
-                        ngettext("%(count)d award: %(done)s", "%(count)d awards: %(done)s", n)
-                        % {"count": n, "done": done}
-                    ),
-                )
-                return None
-        else:
-            form = ReasonForm()
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": title,
-            "form": form,
-            "queryset": queryset,
-            "action": request.POST.get("action"),
-        }
-        return TemplateResponse(request, "admin/prizes/action_reason.html", context)
+        return reason_action(
+            self,
+            request,
+            queryset,
+            call=call,
+            title=title,
+            done_message=lambda n: (
+                ngettext("%(count)d award: %(done)s", "%(count)d awards: %(done)s", n)
+                % {"count": n, "done": done}
+            ),
+        )
 
     @admin.action(description=_("Cancel selected unpaid awards"), permissions=["manage"])
     def cancel_selected(self, request, queryset):
@@ -518,33 +531,18 @@ class PayoutBatchAdmin(FormPageMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(description=_("Reject selected batches (checker)"), permissions=["approve"])
     def reject_selected(self, request, queryset):
-        if "apply" in request.POST:
-            form = ReasonForm(request.POST)
-            if form.is_valid():
-                run_service_action(
-                    self,
-                    request,
-                    queryset,
-                    lambda batch: services.payout_batch_reject(
-                        batch=batch, reason=form.cleaned_data["reason"], actor=request.user
-                    ),
-                    done_message=lambda n: (
-                        ngettext("%(count)d batch rejected", "%(count)d batches rejected", n)
-                        % {"count": n}
-                    ),
-                )
-                return None
-        else:
-            form = ReasonForm()
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": gettext("Reject batches"),
-            "form": form,
-            "queryset": queryset,
-            "action": request.POST.get("action"),
-        }
-        return TemplateResponse(request, "admin/prizes/action_reason.html", context)
+        return reason_action(
+            self,
+            request,
+            queryset,
+            call=lambda batch, reason: services.payout_batch_reject(
+                batch=batch, reason=reason, actor=request.user
+            ),
+            title=gettext("Reject batches"),
+            done_message=lambda n: (
+                ngettext("%(count)d batch rejected", "%(count)d batches rejected", n) % {"count": n}
+            ),
+        )
 
 
 class ReconciliationIssueInline(ReadOnlyTabularInline):
@@ -659,30 +657,16 @@ class ReconciliationIssueAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         description=_("Record how selected mismatches were settled"), permissions=["reconcile"]
     )
     def resolve_selected(self, request, queryset):
-        if "apply" in request.POST:
-            form = ReasonForm(request.POST)
-            if form.is_valid():
-                run_service_action(
-                    self,
-                    request,
-                    queryset,
-                    lambda issue: services.reconciliation_resolve(
-                        issue=issue, note=form.cleaned_data["reason"], actor=request.user
-                    ),
-                    done_message=lambda n: (
-                        ngettext("%(count)d mismatch settled", "%(count)d mismatches settled", n)
-                        % {"count": n}
-                    ),
-                )
-                return None
-        else:
-            form = ReasonForm()
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": gettext("Settle mismatches"),
-            "form": form,
-            "queryset": queryset,
-            "action": request.POST.get("action"),
-        }
-        return TemplateResponse(request, "admin/prizes/action_reason.html", context)
+        return reason_action(
+            self,
+            request,
+            queryset,
+            call=lambda issue, reason: services.reconciliation_resolve(
+                issue=issue, note=reason, actor=request.user
+            ),
+            title=gettext("Settle mismatches"),
+            done_message=lambda n: (
+                ngettext("%(count)d mismatch settled", "%(count)d mismatches settled", n)
+                % {"count": n}
+            ),
+        )
