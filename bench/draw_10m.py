@@ -208,10 +208,11 @@ def run(args) -> None:
         window_start = campaign.starts_at + timedelta(days=1)
         print("  population reused; earlier bench draws removed")
         with connection.cursor() as cur:
-            # TRUNCATE fires no row trigger: the bench's own database only.
+            # TRUNCATE fires no row trigger: the bench's own database only. CASCADE: the
+            # prizes of earlier bench draws go too.
             cur.execute(
                 "TRUNCATE draws_drawwinner, draws_drawticket, draws_drawstatuschange, "
-                "draws_drawtier, draws_periodicdraw"
+                "draws_drawtier, draws_periodicdraw CASCADE"
             )
     with connection.cursor() as cur:
         cur.execute("SELECT count(*) FROM invoices_invoice WHERE campaign_id = %s", [campaign.pk])

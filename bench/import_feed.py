@@ -17,9 +17,9 @@ migrated with `manage.py migrate`):
    100,000-row slice of the file, into the emptied registry.
 
 `--order random` (the default) writes the invoice numbers in random order, as the issue's
-baseline was measured; `sequential` writes them in issue order. `--slim-indexes` first applies
-the registry index change proposed in docs/benchmarks.md (no `*_like` pattern indexes, a
-partial index on `reverses_number`) to the benchmark database only.
+baseline was measured; `sequential` writes them in issue order. Each figure is printed with the
+machine's load average (1 minute) before and after it: the development machine has 2 cores
+shared with other work.
 
 It prints figures; it is not a test and asserts nothing. Nothing here is imported by the
 project.
@@ -164,14 +164,10 @@ def manage(db_url: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-SLIM_INDEXES = """
-DROP INDEX IF EXISTS invoices_taxinvoicerecord_number_d9e612db_like;
-DROP INDEX IF EXISTS invoices_taxinvoicerecord_seller_uscc_b5f7de4f_like;
-DROP INDEX IF EXISTS invoices_taxinvoicerecord_reverses_number_11f6435d_like;
-DROP INDEX IF EXISTS invoices_taxinvoicerecord_reverses_number_11f6435d;
-CREATE INDEX taxrecord_reverses_number ON invoices_taxinvoicerecord (reverses_number)
-    WHERE reverses_number <> '';
-"""
+def load() -> str:
+    """The 1-minute load average, for the record next to each figure."""
+    return f"{os.getloadavg()[0]:.1f}"
+
 
 BARE_TABLE = """
 CREATE TABLE bench_bare (
@@ -288,7 +284,6 @@ def main() -> None:
         "--file", type=Path, help="feed file (default: /tmp/feed-<rows>-<order>.csv)"
     )
     parser.add_argument("--reuse", action="store_true", help="reuse an existing feed file")
-    parser.add_argument("--slim-indexes", action="store_true")
     parser.add_argument("--skip-import-export", action="store_true")
     parser.add_argument("--skip-reimport", action="store_true")
     args = parser.parse_args()
@@ -307,28 +302,31 @@ def main() -> None:
     name = args.db_url.rsplit("/", 1)[1]
     db_url = recreate(args.db_url, name)
     manage(db_url, "migrate", "--no-input")
-    if args.slim_indexes:
-        import psycopg
 
-        with psycopg.connect(db_url, autocommit=True) as conn:
-            conn.execute(SLIM_INDEXES)
-
+    before = load()
     bare = bare_copy(db_url, path)
-    print(f"bare COPY (unique index on number): {rows / bare:,.0f} rows/s ({bare:.1f} s)")
+    print(
+        f"bare COPY (unique index on number): {rows / bare:,.0f} rows/s ({bare:.1f} s; "
+        f"load {before} -> {load()})"
+    )
 
+    before = load()
     ours = our_import(db_url, path)
     print(
         f"our importer: {rows / ours['seconds']:,.0f} rows/s ({ours['seconds']:.1f} s, "
-        f"process start to exit), peak RSS {ours['peak_rss_mb']:.0f} MB"
+        f"process start to exit; load {before} -> {load()}), "
+        f"peak RSS {ours['peak_rss_mb']:.0f} MB"
     )
     print("  " + ours["output"].replace("\n", "\n  "))
     print(f"  ratio to bare COPY: {bare / ours['seconds']:.0%}")
 
     if not args.skip_reimport:
+        before = load()
         again = our_import(db_url, path)
         print(
             f"re-import (no change): {rows / again['seconds']:,.0f} rows/s "
-            f"({again['seconds']:.1f} s), peak RSS {again['peak_rss_mb']:.0f} MB"
+            f"({again['seconds']:.1f} s; load {before} -> {load()}), "
+            f"peak RSS {again['peak_rss_mb']:.0f} MB"
         )
         print("  " + again["output"].replace("\n", "\n  "))
 
@@ -337,9 +335,13 @@ def main() -> None:
 
         with psycopg.connect(db_url, autocommit=True) as conn:
             conn.execute("TRUNCATE invoices_taxinvoicerecord")
+        before = load()
         seconds, count = import_export_slice(db_url, path, min(args.slice, rows))
         rate = count / seconds
-        print(f"django-import-export ({count:,} rows): {rate:,.0f} rows/s ({seconds:.1f} s)")
+        print(
+            f"django-import-export ({count:,} rows): {rate:,.0f} rows/s ({seconds:.1f} s; "
+            f"load {before} -> {load()})"
+        )
 
     with admin_connect(args.db_url) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -524,7 +524,39 @@ def _number_tickets_set_based(draw: PeriodicDraw, connection) -> int:
     return count
 
 
+#: Above this many tickets the freeze's digest is streamed to Python: the tickets file (about
+#: 45 bytes a ticket) stays below PostgreSQL's 1 GB limit for one value.
+SQL_DIGEST_MAX_TICKETS = 20_000_000
+
+
 def _digest_stored_tickets(draw: PeriodicDraw, count: int) -> str:
+    """sha256 of the tickets file (spec §2) as stored, in the freeze's transaction.
+
+    Up to SQL_DIGEST_MAX_TICKETS on PostgreSQL: one statement builds the file in ticket order
+    (the (draw, ticket_no) index) and hashes it, without sending it anywhere. Beyond that (the
+    file would near PostgreSQL's 1 GB value limit) or elsewhere: streamed back in index ranges
+    and hashed here, every line checked by `engine.TicketsDigest`.
+    """
+    connection = connections[router.db_for_write(DrawTicket)]
+    if connection.vendor == "postgresql" and count <= SQL_DIGEST_MAX_TICKETS:
+        table = connection.ops.quote_name(DrawTicket._meta.db_table)
+        line = "ticket_no::text || ',' || entry_ref || ',' || holder_ref || E'\\n'"
+        sql = f"""
+            SELECT count(*), coalesce(min(ticket_no), 0), coalesce(max(ticket_no), 0),
+                   encode(sha256(convert_to(coalesce(string_agg(line, ''), ''), 'UTF8')), 'hex')
+            FROM (SELECT ticket_no, {line} AS line FROM {table}
+                  WHERE draw_id = %s ORDER BY ticket_no) AS tickets
+        """  # noqa: S608
+        with connection.cursor() as cursor:
+            # A serial plan: the aggregate takes the lines in the order the ordered subquery
+            # gives them (an aggregate ORDER BY would sort ten million lines again).
+            cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+            cursor.execute(sql, [draw.pk])
+            stored, low, high, hexdigest = cursor.fetchone()
+        # With the unique (draw, ticket_no) index: exactly the tickets 1..count were hashed.
+        if (stored, low, high) != (count, min(count, 1), count):
+            raise DrawError("draw.tickets_changed", detail={"hashed": stored, "count": count})
+        return hexdigest
     from .selectors import iter_ticket_chunks
 
     digest = engine.TicketsDigest()

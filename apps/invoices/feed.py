@@ -50,7 +50,7 @@ from typing import IO
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
@@ -824,6 +824,7 @@ PHASE_PERCENT = {"reading": (0, 50), "ranking": (50, 0), "writing": (65, 0), "re
 # --- PostgreSQL: COPY, set-based validation, sorted upsert -----------------------------------
 
 REGISTRY = TaxInvoiceRecord._meta.db_table
+NUMBER_CONSTRAINT = "taxrecord_number_unique"
 # The staging table is UNLOGGED, not TEMP: PostgreSQL's parallel workers can scan it (they
 # cannot read a session's temporary tables). One per import, dropped when it ends.
 STAGE_PREFIX = "invoices_feed_stage_"
@@ -916,17 +917,20 @@ ISSUER_SQL = (
 )
 
 # Lookup tables, one row per distinct value. `__STAGE__` is the staging table's name; the
-# blind-index key is a bound parameter.
+# blind-index key is a bound parameter. Sellers and buyers get a small integer id: the ranked
+# rows carry it instead of the credit code, the seller's name and the 64-character blind index
+# (half the bytes to sort and write), and the upsert joins the values back.
 LOOKUP_SQL = {
     "sellers": f"""
         CREATE UNLOGGED TABLE __STAGE___sellers AS
-        SELECT d.seller_uscc, d.seller_name,
+        SELECT (row_number() OVER ())::int AS seller_id, d.seller_uscc, d.seller_name,
                btrim(d.seller_name, ' ') AS trimmed_name, ({_mask(SELLER_RULES)}) AS flags
         FROM (SELECT DISTINCT seller_uscc, seller_name FROM __STAGE__) d
     """,  # noqa: S608
     "buyers": f"""
         CREATE UNLOGGED TABLE __STAGE___buyers AS
-        SELECT d.buyer_name, ({_mask(BUYER_RULES)}) AS flags,
+        SELECT (row_number() OVER ())::int AS buyer_id, d.buyer_name,
+               ({_mask(BUYER_RULES)}) AS flags,
                coalesce(encode(hmac(convert_to('name|' || nullif(
                    translate(normalize(d.buyer_name, NFKC), %(name_from)s, %(name_to)s), ''
                ), 'UTF8'), %(key)s, 'sha256'), 'hex'), '') AS name_index
@@ -939,37 +943,40 @@ LOOKUP_SQL = {
     """,
 }
 
-# Every row validated and typed, with the blind index and its rank among the valid rows of its
-# number, written in the window's order: sorted by number. Each level is fenced with OFFSET 0
-# so no expression is evaluated twice; the innermost (parsing, lookups) runs in parallel
-# workers. Values are bound parameters.
+# Every row validated and typed, with its rank among the valid rows of its number, written in
+# the window's order: sorted by number. Sellers and buyers travel as their lookup ids (see
+# LOOKUP_SQL). Each level is fenced with OFFSET 0 so no expression is evaluated twice; the
+# innermost (parsing, lookups) runs in parallel workers. Values are bound parameters.
+#
+# The joins are planned in the order written (`join_collapse_limit = 1`), the sellers last:
+# the planner multiplies the selectivities of the two seller columns and so expects a handful
+# of rows from that join, and would then hash the whole staged file instead of a lookup table.
 RANK_SQL = f"""
 CREATE TEMP TABLE feed_ranked AS
 SELECT c.line, c.flags = 0 AS ok,
        CASE WHEN c.flags = 0 THEN row_number() OVER w END AS rn,
        CASE WHEN c.flags = 0 THEN first_value(c.line) OVER w END AS first_line,
-       c.flags, c.number, c.invoice_type, c.v_issued_at AS issued_at, c.seller_uscc,
-       c.v_seller_name AS seller_name, c.v_name_index AS buyer_name_index, c.buyer_tax_id,
-       c.v_amount::numeric(14, 2) AS amount, c.v_tax::numeric(14, 2) AS tax,
+       c.flags, c.number, c.invoice_type, c.v_issued_at AS issued_at, c.seller_id, c.buyer_id,
+       c.buyer_tax_id, c.v_amount::numeric(14, 2) AS amount, c.v_tax::numeric(14, 2) AS tax,
        c.v_total::numeric(14, 2) AS total, c.v_issuer_kind AS issuer_kind, c.industry_code,
        c.area_code, c.reverses_number <> '' AS is_red, c.reverses_number
 FROM (
     SELECT v.*, v.known_flags | ({_mask(TYPED_RULES)}) AS flags
     FROM (
-        SELECT s.line, s.number, s.invoice_type, s.seller_uscc, s.buyer_tax_id,
+        SELECT s.line, s.number, s.invoice_type, s.buyer_tax_id,
                s.industry_code, s.area_code, s.reverses_number,
                ({_mask(ROW_RULES)}) | sel.flags | buy.flags AS known_flags,
                tim.ts AS v_issued_at,
-               sel.trimmed_name AS v_seller_name,
-               buy.name_index AS v_name_index,
+               sel.seller_id,
+               buy.buyer_id,
                {_amount_sql("amount")} AS v_amount,
                {_amount_sql("tax")} AS v_tax,
                {_amount_sql("total")} AS v_total,
                {ISSUER_SQL} AS v_issuer_kind
         FROM __STAGE__ s
-        JOIN __STAGE___sellers sel USING (seller_uscc, seller_name)
         JOIN __STAGE___buyers buy USING (buyer_name)
         JOIN __STAGE___times tim USING (issued_at)
+        JOIN __STAGE___sellers sel USING (seller_uscc, seller_name)
         OFFSET 0
     ) v
     OFFSET 0
@@ -986,19 +993,56 @@ NUMBER_KEY = (
 )
 RANK_SQL = RANK_SQL.replace("__NUMBER_KEY__", NUMBER_KEY)
 
+# The registry facts of some ranked rows (`{table}` is feed_ranked or feed_reds), in the
+# table's order (number order): the lookup tables are hashed, the ranked rows stream through.
+SOURCE_SQL = """
+SELECT r.number, r.invoice_type, r.issued_at, sel.seller_uscc, sel.trimmed_name AS seller_name,
+       buy.name_index AS buyer_name_index, r.buyer_tax_id, r.amount, r.tax, r.total,
+       r.issuer_kind, r.industry_code, r.area_code, r.is_red, r.reverses_number
+FROM {table} r
+JOIN {stage}_sellers sel ON sel.seller_id = r.seller_id
+JOIN {stage}_buyers buy ON buy.buyer_id = r.buyer_id
+WHERE {where}
+"""
+
 _FACTS = ", ".join(FACT_FIELDS)
+_R_FACTS = ", ".join(f"r.{f}" for f in FACT_FIELDS)
+_T_FACTS = ", ".join(f"t.{f}" for f in FACT_FIELDS)
+# The landing of one slice of number-sorted rows, in three statements (see PostgresPath._land):
+# is any registry record in the slice's number range? If so, update the records whose facts
+# changed and insert the numbers not in the registry; if not — the usual case for a day's new
+# invoices — insert everything with a plain INSERT. A plain INSERT is cheaper than
+# INSERT … ON CONFLICT: no speculative insertion (and its extra WAL record) per row.
+EXISTING_SQL = f"""
+SELECT EXISTS (SELECT 1 FROM {REGISTRY} WHERE number BETWEEN %(low)s AND %(high)s)
+"""  # noqa: S608
+UPDATE_SQL = f"""
+UPDATE {REGISTRY} AS t SET ({_FACTS}, last_synced_at) = ({_R_FACTS}, %(now)s)
+FROM ({{source}}) r
+WHERE t.number = r.number AND t.number BETWEEN %(low)s AND %(high)s
+  AND ({_T_FACTS}) IS DISTINCT FROM ({_R_FACTS})
+"""  # noqa: S608
+INSERT_SQL = f"""
+INSERT INTO {REGISTRY} (number, {_FACTS}, status, red_total, last_synced_at)
+SELECT r.number, {_R_FACTS}, '{RegistryStatus.NORMAL.value}', 0, %(now)s
+FROM ({{source}}) r
+"""  # noqa: S608
+INSERT_NEW_SQL = f"""{INSERT_SQL}WHERE NOT EXISTS (
+    SELECT 1 FROM {REGISTRY} t
+    WHERE t.number = r.number AND t.number BETWEEN %(low)s AND %(high)s
+)
+"""  # noqa: S608
+# The fallback when a number of the slice landed meanwhile (another import, a verification
+# reply): the same outcome, row by row through ON CONFLICT.
 UPSERT_SQL = f"""
 WITH landed AS (
     INSERT INTO {REGISTRY} AS t (number, {_FACTS}, status, red_total, last_synced_at)
-    SELECT r.number, {", ".join(f"r.{f}" for f in FACT_FIELDS)},
-           '{RegistryStatus.NORMAL.value}', 0, %(now)s
-    FROM {{source}} r
-    WHERE {{where}}
+    SELECT r.number, {_R_FACTS}, '{RegistryStatus.NORMAL.value}', 0, %(now)s
+    FROM ({{source}}) r
     ON CONFLICT (number) DO UPDATE SET
         {", ".join(f"{f} = EXCLUDED.{f}" for f in FACT_FIELDS)},
         last_synced_at = EXCLUDED.last_synced_at
-    WHERE ({", ".join(f"t.{f}" for f in FACT_FIELDS)})
-        IS DISTINCT FROM ({", ".join(f"EXCLUDED.{f}" for f in FACT_FIELDS)})
+    WHERE ({_T_FACTS}) IS DISTINCT FROM ({", ".join(f"EXCLUDED.{f}" for f in FACT_FIELDS)})
     RETURNING t.xmax = 0 AS inserted
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM landed
@@ -1013,10 +1057,20 @@ FROM feed_reds d
 """  # noqa: S608
 
 
-class PostgresPath:
-    """COPY into a temporary staging table, rank set-based, upsert in number order."""
+def _is_number_conflict(exc: IntegrityError) -> bool:
+    """Whether the registry's unique number refused a row (and nothing else failed)."""
+    import psycopg
 
-    chunk_blocks = 20_000  # heap blocks of `feed_ranked` per upsert statement (~0.8M rows)
+    cause = exc.__cause__
+    return isinstance(cause, psycopg.errors.UniqueViolation) and (
+        cause.diag.constraint_name == NUMBER_CONSTRAINT
+    )
+
+
+class PostgresPath:
+    """COPY into a temporary staging table, rank set-based, land in number order."""
+
+    chunk_rows = 1_000_000  # rows of `feed_ranked` per landing transaction
     segment_bytes = 64 * 1024 * 1024  # per COPY statement
 
     def __init__(self, importer: FeedImporter):
@@ -1141,6 +1195,8 @@ class PostgresPath:
             # would never finish. Hash joins are right for every size here.
             self.cursor.execute("SET LOCAL enable_nestloop = off")
             self.cursor.execute("SET LOCAL enable_mergejoin = off")
+            # The joins in the order written (see RANK_SQL).
+            self.cursor.execute("SET LOCAL join_collapse_limit = 1")
             # A server-side-binding cursor on the raw connection: the blind-index key travels
             # as a bound parameter, never inside the statement text (so never in a query log,
             # pg_stat_activity or Django's debug SQL log).
@@ -1181,35 +1237,70 @@ class PostgresPath:
                 self.errors.add_flags(line, flags, raw)
         self.errors.flush()
 
-    def _upsert(self, source: str, where: str) -> tuple[int, int]:
+    def _land(self, table: str, where: str) -> tuple[int, int]:
+        """Write one slice of number-sorted rows to the registry, in one transaction; returns
+        (inserted, updated). Rows whose facts the registry already holds are not touched."""
+        source = SOURCE_SQL.format(table=table, stage=self.stage, where=where)
+        params: dict[str, object] = {"now": self.importer.now}
+        updated = 0
         with transaction.atomic():
-            self.cursor.execute(
-                UPSERT_SQL.format(source=source, where=where), {"now": self.importer.now}
-            )
-            inserted, updated = self.cursor.fetchone()
+            # The ranked rows stay the outer side of every join, whose lookup tables are hashed
+            # in one batch (a hash join in batches would reorder its output): the rows reach
+            # the number index in number order.
+            self.cursor.execute("SET LOCAL join_collapse_limit = 1")
+            self.cursor.execute("SET LOCAL work_mem = '256MB'")
+            self.cursor.execute("SET LOCAL jit = off")
+            self.cursor.execute(f"SELECT min(r.number), max(r.number) FROM {table} r WHERE {where}")  # noqa: S608
+            params["low"], params["high"] = self.cursor.fetchone()
+            if params["low"] is None:
+                return 0, 0
+            self.cursor.execute(EXISTING_SQL, params)
+            (existing,) = self.cursor.fetchone()
+            if existing:
+                self.cursor.execute(UPDATE_SQL.format(source=source), params)
+                updated = self.cursor.rowcount
+            try:
+                with transaction.atomic():
+                    insert = INSERT_NEW_SQL if existing else INSERT_SQL
+                    self.cursor.execute(insert.format(source=source), params)
+                    inserted = self.cursor.rowcount
+            except IntegrityError as exc:
+                if not _is_number_conflict(exc):
+                    raise
+                # A number of this slice landed meanwhile (another import, a verification
+                # reply): ON CONFLICT settles each row (rows updated above are unchanged now).
+                self.cursor.execute(UPSERT_SQL.format(source=source), params)
+                inserted, more = self.cursor.fetchone()
+                updated += more
         self.counters.inserted += inserted
         self.counters.updated += updated
         return inserted, updated
 
     def _land_blues(self) -> None:
         self.cursor.execute(
-            "SELECT count(*) FILTER (WHERE ok AND rn = 1 AND NOT is_red), "
+            "SELECT count(*) FILTER (WHERE ok AND rn = 1 AND NOT is_red), count(*), "
             "pg_relation_size('feed_ranked') / current_setting('block_size')::int "
             "FROM feed_ranked"
         )
-        candidates, blocks = self.cursor.fetchone()
+        candidates, rows, blocks = self.cursor.fetchone()
+        # Slices of about `chunk_rows` rows (whatever the width of a row).
+        step = max(1, blocks * self.chunk_rows // rows) if rows else 1
         landed = 0
-        for start in range(0, blocks + 1, self.chunk_blocks):
-            # TID range scans: consecutive slices of the number-sorted table, one statement and
-            # one transaction each, so the admin sees progress between them.
-            end = start + self.chunk_blocks
+        for start in range(0, blocks + 1, step):
+            # TID range scans: consecutive slices of the number-sorted table, one transaction
+            # each, so the admin sees progress between them.
             where = (
                 f"r.ok AND r.rn = 1 AND NOT r.is_red "
-                f"AND r.ctid >= '({start},0)'::tid AND r.ctid < '({end},0)'::tid"
+                f"AND r.ctid >= '({start},0)'::tid AND r.ctid < '({start + step},0)'::tid"
             )
-            landed += sum(self._upsert("feed_ranked", where))
+            landed += sum(self._land("feed_ranked", where))
             self.importer.progress("writing")
         self.counters.unchanged += candidates - landed
+        if landed:
+            # Fresh statistics for the look-ups that follow (red invoices' blue ones, the
+            # reversals): with a registry that just grew by millions, stale ones lead the
+            # planner to hash the whole registry instead of probing its indexes.
+            self.cursor.execute(f"ANALYZE {REGISTRY}")
 
     def _land_reds(self) -> None:
         """Red invoices land once their blue invoice is known (in the registry by now)."""
@@ -1230,7 +1321,7 @@ class PostgresPath:
             self.cursor.execute("DELETE FROM feed_red_blues WHERE NOT known")
         self.cursor.execute("SELECT count(*) FROM feed_reds")
         candidates = self.cursor.fetchone()[0]
-        inserted, updated = self._upsert("feed_reds", "TRUE")
+        inserted, updated = self._land("feed_reds", "TRUE")
         self.counters.unchanged += candidates - inserted - updated
         self.counters.red_applied += inserted + updated
 

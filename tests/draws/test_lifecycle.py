@@ -612,6 +612,28 @@ def test_set_based_and_portable_freezing_agree(campaign, manager, window):
     assert selectors.draw_replay(fast).ok and selectors.draw_replay(slow).ok
 
 
+@pytest.mark.postgres
+def test_the_digest_in_sql_is_the_streamed_one(campaign, manager, window, monkeypatch):
+    """The freeze hashes the tickets file in one SQL statement; past SQL_DIGEST_MAX_TICKETS it
+    streams the file back and hashes it in Python. Both give the spec's digest."""
+    add_entries(campaign, 30, start=window[0], consumers=[ConsumerFactory() for _ in range(4)])
+    later = (window[0], window[1] + timedelta(days=1), window[2] + timedelta(days=1))
+    in_sql = new_draw(campaign, manager, window, code="ZZ-SQL")
+    streamed = new_draw(campaign, manager, later, code="ZZ-SQL-2")
+    for draw in (in_sql, streamed):
+        services.draw_commit(draw=draw, actor=manager, randomness_source=SOURCE)
+    with time_machine.travel(later[2]):
+        in_sql = services.draw_freeze(draw=in_sql, actor=manager)
+        monkeypatch.setattr(services, "SQL_DIGEST_MAX_TICKETS", 0)
+        streamed = services.draw_freeze(draw=streamed, actor=manager)
+    for draw in (in_sql, streamed):
+        stored = DrawTicket.objects.filter(draw=draw).order_by("ticket_no")
+        digest = engine.TicketsDigest()
+        digest.add_many(stored.values_list("ticket_no", "entry_ref", "holder_ref"))
+        assert draw.ticket_count == digest.count == 30
+        assert draw.tickets_digest == digest.hexdigest()
+
+
 # --- disqualification (spec §6) -------------------------------------------------------------
 
 

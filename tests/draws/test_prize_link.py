@@ -67,7 +67,8 @@ def test_finalise_creates_reserved_awards(campaign, manager, officer_a, officer_
     invoice_reverse(invoice=award.invoice)
     award.refresh_from_db()
     assert award.status == AwardStatus.CANCELLED
-    assert award.history.filter(to_status=AwardStatus.CANCELLED, reason="invoice.red_flushed").exists()
+    cancelled = award.history.filter(to_status=AwardStatus.CANCELLED)
+    assert cancelled.filter(reason="invoice.red_flushed").exists()
     assert fund_balances(fund)["reserved"] == after["reserved"] - award.amount
     assert ledger_verify() == []
 

@@ -381,6 +381,23 @@ def test_postgres_and_portable_paths_agree():
 
 
 @pytest.mark.postgres
+def test_a_number_that_landed_meanwhile_is_settled_row_by_row(monkeypatch):
+    """The plain INSERT of a slice meets a number that is in the registry after all (another
+    import or a verification reply wrote it after the check): ON CONFLICT takes over, with the
+    same outcome and counters as if the record had been seen."""
+    run(feed_bytes(row(n(1)), row(n(3))))
+    before = TaxInvoiceRecord.objects.get(number=n(3)).last_synced_at
+    monkeypatch.setattr(feed, "EXISTING_SQL", "SELECT false")  # the check misses them
+    changed = feed_bytes(row(n(1), seller_name="郑州更名商贸有限公司"), row(n(2)), row(n(3)))
+    result = run(changed)
+    assert result.status == FeedImportStatus.DONE, result.error_message
+    assert (result.inserted, result.updated, result.unchanged) == (1, 1, 1)
+    assert TaxInvoiceRecord.objects.get(number=n(1)).seller_name == "郑州更名商贸有限公司"
+    assert TaxInvoiceRecord.objects.get(number=n(3)).last_synced_at == before
+    assert TaxInvoiceRecord.objects.count() == 3
+
+
+@pytest.mark.postgres
 def test_staging_tables_are_dropped():
     run(BAD_FEED)
     with connection.cursor() as cursor:
