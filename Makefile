@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1:8000
 # pytest-xdist workers; CI and a 2-core machine use 2.
 WORKERS ?= 2
 
-.PHONY: run test install install-dev migrate seed lint format messages clean
+.PHONY: run test install install-dev migrate seed lint format messages clean audit-deps check-deploy
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,25 @@ lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) manage.py makemigrations --check --dry-run
+	$(MAKE) --no-print-directory check-deploy
+	$(MAKE) --no-print-directory audit-deps
+
+## make audit-deps: known vulnerabilities in the installed pinned dependencies (pip-audit; needs
+## PyPI's JSON API — says "NOT AUDITED" and passes when unreachable, AUDIT_DEPS_REQUIRE=1 fails)
+audit-deps: install-dev
+	$(PY) tools/audit_deps.py $(if $(AUDIT_DEPS_REQUIRE),--require)
+
+## make check-deploy: `check --deploy` on production settings with throw-away secrets
+KEY32 = $$($(PY) -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')
+check-deploy: install
+	env DJANGO_ENV=production \
+	  DJANGO_SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+	  DJANGO_ALLOWED_HOSTS=fapiao.example.gov.cn \
+	  DATABASE_URL=postgres://check@127.0.0.1:5432/check_deploy_unused \
+	  REDIS_URL=redis://127.0.0.1:6379/15 \
+	  FIELD_ENCRYPTION_KEYS="1:aes-256-gcm:$(KEY32)" BLIND_INDEX_KEYS="$(KEY32)" \
+	  AUDIT_HMAC_KEY="$(KEY32)" \
+	  $(PY) manage.py check --deploy --fail-level WARNING
 
 format: install-dev
 	$(VENV)/bin/ruff check --fix .

@@ -137,7 +137,8 @@ def insert_population(entries: int, window_start) -> tuple[int, int]:
                         invoice_type, issue_date, seller_uscc, seller_name, buyer_name,
                         buyer_tax_id, amount, tax, total, source_channel, status,
                         rejection_code, submitted_at, decided_at, entered_at,
-                        verification_attempts, campaign_id, consumer_id, merchant_id)
+                        verification_attempts, campaign_id, consumer_id, merchant_id,
+                        device_hash)
                     SELECT now(), now(), gen_random_uuid(),
                         '26411' || lpad(g::text, 15, '0'), '32',
                         (%(start)s + g * interval '1 second')::date, '', '', '', '',
@@ -150,7 +151,7 @@ def insert_population(entries: int, window_start) -> tuple[int, int]:
                              ELSE %(start)s + (g / 3) * interval '3 second' END,
                         0, %(campaign)s,
                         %(first_consumer)s + (g::bigint * 7919) %% %(consumers)s,
-                        %(first_merchant)s + g %% 1000
+                        %(first_merchant)s + g %% 1000, ''
                     FROM generate_series(%(low)s, %(high)s) g
                     """,
                     {
@@ -238,8 +239,10 @@ def run(args) -> None:
         code=code,
         name="压测定期开奖",
         window_starts_at=window_start,
-        window_ends_at=now + timedelta(seconds=2),
-        cutoff_at=now + timedelta(seconds=2),
+        # A few seconds for create and commit (each audited, with the monitoring hooks) to
+        # happen inside the window; the freeze then waits for the cut-off.
+        window_ends_at=now + timedelta(seconds=15),
+        cutoff_at=now + timedelta(seconds=15),
         tiers=[
             services.TierSpec(1, "一等奖", Decimal("800.00"), 10),
             services.TierSpec(2, "二等奖", Decimal("300.00"), 100),

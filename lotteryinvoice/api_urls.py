@@ -14,4 +14,6 @@ urlpatterns = [
     path("", include("apps.invoices.api.urls")),
     path("", include("apps.prizes.api.urls")),
     path("", include("apps.complaints.api.urls")),
+    path("partner/", include("apps.reporting.api.urls")),
+    path("", include("apps.content.api.urls")),
 ]

@@ -109,11 +109,17 @@ INSTALLED_APPS = [
     "apps.draws",
     "apps.prizes",
     "apps.complaints",
+    "apps.content",
     "apps.risk",
     "apps.reporting",
+    "apps.monitoring",
 ]
 
 MIDDLEWARE = [
+    # An id for every request (X-Request-ID in and out, in every log line and queued task), then
+    # the health probes, answered before sessions, sign-in, HTTPS redirect or host checks.
+    "apps.common.middleware.RequestIdMiddleware",
+    "apps.common.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -123,6 +129,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "apps.audit.middleware.AuditContextMiddleware",
+    # Blocked sources and suspended keys refused; 403/404s and API use counted (apps.monitoring).
+    "apps.monitoring.middleware.MonitoringMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # Idle/absolute session limits and the inactive-user guard, then the staff second factor,
     # then the forced change of an expired staff password (apps.accounts.middleware).
@@ -274,10 +282,15 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
+# Workers log through LOGGING below (JSON lines with request and task ids), not Celery's format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=3600)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=3300)
+# Redis redelivers an unacknowledged (acks_late) task after the visibility timeout: it must
+# outlast the hard time limit, or a long task would be started a second time while it runs.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 900}
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_SERIALIZER = "json"
@@ -288,6 +301,13 @@ EMAIL_BACKEND = env.str(
     "DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
 )
 DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="noreply@lotteryinvoice.local")
+
+# Abnormal-behaviour monitoring (apps.monitoring, docs/monitoring.md): alert e-mails go to the
+# security administrators plus these addresses; the outbound webhook is HMAC-signed.
+MONITORING_ALERT_EMAILS = env.list("MONITORING_ALERT_EMAILS", default=[])
+MONITORING_WEBHOOK_URL = env.str("MONITORING_WEBHOOK_URL", default="")
+MONITORING_WEBHOOK_SECRET = env.str("MONITORING_WEBHOOK_SECRET", default="")
+MONITORING_WEBHOOK_TIMEOUT = env.float("MONITORING_WEBHOOK_TIMEOUT", default=5.0)
 
 # REST API: authenticated by default, never AllowAny.
 REST_FRAMEWORK = {
@@ -328,6 +348,7 @@ SPECTACULAR_SETTINGS = {
         "PayoutAccountKindEnum": "apps.prizes.choices.PayoutAccountKind",
         "PayoutAccountStatusEnum": "apps.prizes.choices.PayoutAccountStatus",
         "PayoutStatusEnum": "apps.prizes.choices.PayoutStatus",
+        "ArticleKindEnum": "apps.content.choices.ArticleKind",
     },
 }
 
@@ -443,7 +464,7 @@ HEADLESS_ONLY = False
 HEADLESS_FRONTEND_URLS: dict[str, str] = {}  # the app links nowhere by e-mail; nothing to map
 HEADLESS_SERVE_SPECIFICATION = False
 # allauth's session tokens, with the app's idle and absolute limits enforced at every lookup.
-HEADLESS_TOKEN_STRATEGY = "apps.accounts.api.authentication.ConsumerSessionTokenStrategy"  # noqa: S105
+HEADLESS_TOKEN_STRATEGY = "apps.accounts.api.authentication.ConsumerSessionTokenStrategy"  # noqa: S105 - a class path
 # An app session ends after 7 days without a request, and 30 days after sign-in whatever the
 # activity. (The back office's 15-minute idle limit is for staff cookies; a phone app that asked
 # for a new SMS code every quarter of an hour would be unusable.)
@@ -538,6 +559,15 @@ PAYMENT_GATEWAY_SECRET = env.str("PAYMENT_GATEWAY_SECRET", default="")
 PAYMENT_GATEWAY_CALLBACK_SECRET = env.str("PAYMENT_GATEWAY_CALLBACK_SECRET", default="")
 PAYMENT_GATEWAY_TIMEOUT = env.float("PAYMENT_GATEWAY_TIMEOUT", default=5.0)
 PAYMENT_GATEWAY_NOTIFY_URL = env.str("PAYMENT_GATEWAY_NOTIFY_URL", default="")
+# Government-app exchange (docs/integration.md): push endpoint (HTTPS; http only to 127.0.0.1),
+# key id and HMAC secret; nothing is pushed while the URL or secret is empty.
+REPORTING_PUSH_URL = env.str("REPORTING_PUSH_URL", default="")
+REPORTING_PUSH_KEY_ID = env.str("REPORTING_PUSH_KEY_ID", default="lotteryinvoice")
+REPORTING_PUSH_SECRET = env.str("REPORTING_PUSH_SECRET", default="")
+REPORTING_PUSH_TIMEOUT = env.float("REPORTING_PUSH_TIMEOUT", default=5.0)
+REPORTING_PUSH_MAX_ATTEMPTS = env.int("REPORTING_PUSH_MAX_ATTEMPTS", default=12)
+REPORTING_SMALL_CELL_THRESHOLD = env.int("REPORTING_SMALL_CELL_THRESHOLD", default=10)
+REPORTING_PARTNER_RATE = env.str("REPORTING_PARTNER_RATE", default="60/min")
 # Pending invoices ("not found yet" at the tax authority): back-off and give-up time.
 INVOICE_PENDING_MAX_HOURS = env.int("INVOICE_PENDING_MAX_HOURS", default=48)
 # 1 h, 2 h, 4 h, 8 h, 12 h …: about five checks a day, the services' quota per invoice.
@@ -552,18 +582,27 @@ API_THROTTLE_RATES = {
     "identity_verify": env.str("API_THROTTLE_IDENTITY", default="5/day"),
 }
 
+# Log lines: "json" (one object per line; the production default) or "plain" (development).
+LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION else "plain")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be 'json' or 'plain'.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"()": "apps.common.logging.PlainFormatter"},
+        # One JSON object per line with request_id/task_id (apps.common.logging.JsonFormatter).
+        "json": {"()": "apps.common.logging.JsonFormatter"},
     },
-    "filters": {"redact": {"()": "apps.common.logging.RedactPersonalDataFilter"}},
+    "filters": {
+        "redact": {"()": "apps.common.logging.RedactPersonalDataFilter"},
+        "request_context": {"()": "apps.common.logging.RequestContextFilter"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["redact"],
+            "formatter": LOG_FORMAT,
+            "filters": ["redact", "request_context"],
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},

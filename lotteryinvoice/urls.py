@@ -21,6 +21,8 @@ admin.site.login = admin_login
 urlpatterns = [
     # The staff case desk lives under the admin's path, before the admin's own catch-alls.
     path(f"{settings.ADMIN_URL}casework/", include("apps.complaints.urls")),
+    # The risk desk (review queue, alerts, merchant profiles, rules), also under the admin.
+    path(f"{settings.ADMIN_URL}riskdesk/", include("apps.risk.urls")),
     path(settings.ADMIN_URL, admin.site.urls),
     # Before allauth's own pattern of the same path and name: set-up also records the factor.
     path("accounts/2fa/totp/activate/", activate_totp, name="mfa_activate_totp"),
@@ -38,6 +40,7 @@ urlpatterns = [
     path("_allauth/", include("allauth.headless.urls")),
     path("api/v1/", include("lotteryinvoice.api_urls")),
     path("draws/", include("apps.draws.urls")),
+    path("info/", include("apps.content.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),

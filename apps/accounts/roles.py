@@ -101,6 +101,36 @@ COMPLAINTS_SUPERVISE = (
     | perms("complaints.faqarticle", ADD, CHANGE, DELETE)
 )
 
+# Publicity articles (apps.content): their history, images and the winners' consents.
+CONTENT_READ = (
+    perms("content.article", VIEW)
+    | perms("content.articlestatuschange", VIEW)
+    | perms("content.articleimage", VIEW)
+    | perms("content.winnerconsent", VIEW)
+)
+# The task force writes, reviews and publishes its publicity; the service holds the two-person
+# rule (an article is approved by somebody who neither wrote nor last edited it).
+CONTENT_MANAGE = (
+    CONTENT_READ
+    | perms("content.article", ADD, CHANGE)
+    | perms("content.articleimage", ADD)
+    | perms("content.winnerconsent", ADD, CHANGE)
+    | {"content.review_article", "content.publish_article"}
+)
+
+# Risk-control evidence: scores, alerts, watch list, configuration and its history.
+RISK_READ = (
+    perms("risk.riskassessment", VIEW)
+    | perms("risk.riskalert", VIEW)
+    | perms("risk.watchentry", VIEW)
+    | perms("risk.riskrule", VIEW)
+    | perms("risk.risksettings", VIEW)
+    | perms("risk.riskconfigchange", VIEW)
+    | perms("risk.batchrun", VIEW)
+    | perms("risk.merchantbaseline", VIEW)
+    | perms("risk.reverification", VIEW)
+)
+
 ROLES: tuple[Role, ...] = (
     Role(
         "campaign_admin",
@@ -143,6 +173,15 @@ ROLES: tuple[Role, ...] = (
             | perms("complaints.casesettings", ADD, CHANGE)
             | perms("complaints.cannedreply", ADD, CHANGE, DELETE)
             | perms("complaints.faqarticle", ADD, CHANGE, DELETE)
+            # Publicity: policy explainers, guides, winner stories (with consent), notices.
+            | CONTENT_MANAGE
+            # Statistics, the government-app exchange (dead-letter replay) and partner keys.
+            | {"reporting.view_dashboard", "reporting.view_small_cells"}
+            | perms("reporting.outboxevent", VIEW)
+            | perms("reporting.deliveryattempt", VIEW)
+            | {"reporting.replay_outboxevent"}
+            | perms("reporting.partnerapikey", VIEW)
+            | {"reporting.issue_partnerapikey", "reporting.revoke_partnerapikey"}
         ),
     ),
     Role(
@@ -156,6 +195,10 @@ ROLES: tuple[Role, ...] = (
             | perms("invoices.taxinvoicerecord", VIEW)
             | perms("accounts.consumer", VIEW)
             | REVEAL
+            # The evidence behind a hold (releasing and rejecting is the reviewer's call).
+            | perms("risk.riskassessment", VIEW)
+            | perms("risk.riskalert", VIEW)
+            | perms("risk.watchentry", VIEW)
         ),
     ),
     Role(
@@ -171,6 +214,13 @@ ROLES: tuple[Role, ...] = (
             | DRAWS_READ
             | FEED_READ
             | {"draws.disqualify_winner"}
+            # Tunes the rules and thresholds, works alerts and the watch list, opens cases.
+            | RISK_READ
+            | perms("risk.riskrule", ADD, CHANGE)
+            | perms("risk.risksettings", ADD, CHANGE)
+            | perms("risk.watchentry", ADD, CHANGE)
+            | {"risk.handle_riskalert"}
+            | perms("complaints.case", ADD)
         ),
     ),
     Role(
@@ -221,6 +271,8 @@ ROLES: tuple[Role, ...] = (
             | perms("invoices.invoice", VIEW)
             | perms("draws.periodicdraw", VIEW)
             | perms("draws.instantpool", VIEW)
+            # The statistics dashboard and its exports (task force: unsuppressed on screen).
+            | {"reporting.view_dashboard", "reporting.view_small_cells"}
         ),
     ),
     Role(
@@ -242,6 +294,12 @@ ROLES: tuple[Role, ...] = (
             | PRIZES_READ
             | COMPLAINTS_READ
             | {"complaints.read_all_cases"}
+            | CONTENT_READ
+            | RISK_READ
+            | {"reporting.view_dashboard", "reporting.view_small_cells"}
+            | perms("reporting.outboxevent", VIEW)
+            | perms("reporting.deliveryattempt", VIEW)
+            | perms("reporting.partnerapikey", VIEW)
         ),
     ),
     Role(
@@ -268,6 +326,14 @@ ROLES: tuple[Role, ...] = (
             | perms("mfa.authenticator", VIEW, DELETE)
             | perms("axes.accessattempt", VIEW, DELETE)
             | perms("axes.accessfailurelog", VIEW)
+            # Abnormal-behaviour monitoring: rule thresholds, the alert workflow, reversing
+            # automatic responses (apps.monitoring).
+            | perms("monitoring.monitoringrule", VIEW, CHANGE)
+            | perms("monitoring.monitoringrulechange", VIEW)
+            | perms("monitoring.alert", VIEW)
+            | {"monitoring.manage_alert", "monitoring.reverse_response"}
+            | perms("monitoring.alertstatuschange", VIEW)
+            | perms("monitoring.automaticresponse", VIEW)
         ),
     ),
     Role(

@@ -128,7 +128,15 @@ def audit_record(
         event.save(force_insert=True)
         head.seq, head.chain = event.seq, event.chain
         head.save(update_fields=["seq", "chain"])
+    # Abnormal-behaviour monitoring reads the trail after commit (apps.monitoring.hooks).
+    transaction.on_commit(_monitoring_hook, robust=True)
     return event
+
+
+def _monitoring_hook() -> None:
+    from apps.monitoring.hooks import audit_committed
+
+    audit_committed()
 
 
 @dataclass(frozen=True)

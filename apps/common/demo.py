@@ -346,7 +346,7 @@ _CHANNEL_CUM: Final = tuple(accumulate(w for _, w in _CHANNELS))
 def _rng(seed: int, kind: str, index: int) -> random.Random:
     # String seeds are hashed with SHA-512 by `random`: stable across runs and processes.
     # Demo data, not secrets: a reproducible generator is the point.
-    return random.Random(f"lotteryinvoice-demo:{seed}:{kind}:{index}")  # noqa: S311
+    return random.Random(f"lotteryinvoice-demo:{seed}:{kind}:{index}")  # noqa: S311 - seeded, reproducible demo data
 
 
 def _pick(rng: random.Random, cum: Sequence[float]) -> int:
@@ -1337,7 +1337,7 @@ def insert_plain_rows(model, objs: Sequence, *, batch: int = 5000) -> None:
             else:  # SQLite: executemany loops in C inside the driver
                 placeholders = ", ".join(["%s"] * len(fields))
                 # Identifiers come from the model's own metadata, quoted; values are parameters.
-                sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608
+                sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608 - quoted model identifiers
                 cursor.executemany(sql, rows)
 
 

@@ -43,6 +43,12 @@ SCHEDULES: tuple[CronSchedule, ...] = (
         description="Re-verify pending invoices whose next check is due (tax database lag).",
     ),
     CronSchedule(
+        name="invoices.requeue_stalled_feed_imports",
+        task="apps.invoices.tasks.requeue_stalled_feed_imports",
+        minute="*/10",
+        description="Queue again uploaded tax feeds whose import was never started.",
+    ),
+    CronSchedule(
         name="common.purge_idempotency_records",
         task="apps.common.tasks.purge_idempotency_records",
         minute="25",
@@ -62,6 +68,12 @@ SCHEDULES: tuple[CronSchedule, ...] = (
         description="Send approved payouts not yet sent; ask the provider about unknown ones.",
     ),
     CronSchedule(
+        name="reporting.outbox_deliver",
+        task="apps.reporting.tasks.outbox_deliver",
+        minute="*",
+        description="Push pending statistics events to the government app (in order, signed).",
+    ),
+    CronSchedule(
         name="prizes.awards_release_due",
         task="apps.prizes.tasks.awards_release_due",
         minute="*/10",
@@ -75,10 +87,43 @@ SCHEDULES: tuple[CronSchedule, ...] = (
         description="Expire unclaimed prizes and unused coupons; their money returns to the fund.",
     ),
     CronSchedule(
+        name="risk.nightly_model",
+        task="apps.risk.tasks.nightly_model",
+        minute="10",
+        hour="1",
+        description="Score merchants and consumers against their peers; raise risk alerts.",
+    ),
+    CronSchedule(
+        name="risk.reverify_sweep",
+        task="apps.risk.tasks.reverify_sweep",
+        minute="45",
+        hour="*/2",
+        description="Re-verify entered invoices at the tax authority; withdraw red-flushed ones.",
+    ),
+    CronSchedule(
         name="complaints.cases_check_sla",
         task="apps.complaints.tasks.cases_check_sla",
         minute="*/5",
         description="Warn before case SLAs run out, escalate breaches, close resolved cases.",
+    ),
+    CronSchedule(
+        name="content.articles_publish_due",
+        task="apps.content.tasks.articles_publish_due",
+        minute="*",
+        description="Publish scheduled publicity articles whose time has come.",
+    ),
+    CronSchedule(
+        name="monitoring.housekeeping",
+        task="apps.monitoring.tasks.housekeeping",
+        minute="*",
+        description="Catch up the monitoring rules on the audit trail; expire address blocks.",
+    ),
+    CronSchedule(
+        name="monitoring.nightly_summary",
+        task="apps.monitoring.tasks.nightly_summary",
+        minute="5",
+        hour="7",
+        description="Mail the security administrators the last 24 hours of monitoring alerts.",
     ),
 )
 

@@ -130,7 +130,7 @@ def _demo_fund(campaign) -> None:
 
 def _demo_rng(seed: int, what: str) -> random.Random:
     """Demo data only: reproducible, deliberately not a CSPRNG."""
-    return random.Random(f"lotteryinvoice-demo:{seed}:{what}")  # noqa: S311
+    return random.Random(f"lotteryinvoice-demo:{seed}:{what}")  # noqa: S311 - seeded, reproducible demo data
 
 
 def _create_pool(campaign, actor, starts: datetime, seed: int) -> InstantPool:

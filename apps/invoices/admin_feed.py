@@ -203,10 +203,11 @@ class FeedImportAdmin(admin.ModelAdmin):
             actor=request.user,
             after={"file_name": obj.file_name, "bytes": obj.bytes_total},
         )
-        from .tasks import import_tax_feed_task
+        from .tasks import feed_import_enqueue
 
         feed_import_id = obj.pk
-        transaction.on_commit(lambda: import_tax_feed_task.delay(feed_import_id))
+        # Never raises: with the broker down the upload stays queued for the sweep to send.
+        transaction.on_commit(lambda: feed_import_enqueue(feed_import_id))
 
     def response_add(self, request, obj, post_url_continue=None):
         self.message_user(

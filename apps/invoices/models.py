@@ -213,6 +213,10 @@ class Invoice(TimeStampedModel):
     entered_at = models.DateTimeField(_("entered at"), null=True, blank=True)
     next_check_at = models.DateTimeField(_("next verification at"), null=True, blank=True)
     verification_attempts = models.PositiveSmallIntegerField(_("verification attempts"), default=0)
+    # Keyed hash of the submitting device's ID (risk control: devices shared by consumers).
+    device_hash = models.CharField(
+        _("device (hashed)"), max_length=64, blank=True, default="", editable=False
+    )
 
     class Meta:
         verbose_name = _("invoice")
@@ -256,6 +260,12 @@ class Invoice(TimeStampedModel):
                 name="invoice_pending_recheck",
             ),
             models.Index(fields=["merchant", "submitted_at"], name="invoice_merchant_time"),
+            # Risk control: submissions from one device (most rows have none).
+            models.Index(
+                fields=["device_hash", "submitted_at"],
+                condition=~Q(device_hash=""),
+                name="invoice_device_time",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -43,7 +43,14 @@ from apps.common.normalize import normalize_code
 from apps.common.states import check_transition
 from apps.draws.services import instant_draw_for_entry
 from apps.merchants.models import Merchant
-from apps.risk.services import RiskAction, risk_assess_submission
+from apps.reporting.rollups import invoice_changed
+from apps.risk.notify import notify_review_outcome
+from apps.risk.services import (
+    RiskAction,
+    device_fingerprint,
+    risk_assess_submission,
+    risk_assessment_save,
+)
 
 from .choices import INVOICE_TRANSITIONS, LIVE_INVOICE_STATUSES, InvoiceStatus, SourceChannel
 from .eligibility import CampaignRules, campaign_for_issue_date, eligibility_failure
@@ -67,6 +74,7 @@ class InvoiceQuestion:
     issue_date: date
     total: Decimal
     invoice_type: str = ""
+    device_hash: str = ""  # keyed hash of the client's device ID (risk control), "" for none
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,7 @@ def _history(
         actor=actor if getattr(actor, "is_authenticated", False) else None,
         at=timezone.now(),
     )
+    invoice_changed(invoice)  # rollups + government-app outbox, in this transaction
 
 
 def _new_invoice(consumer: Consumer, question: InvoiceQuestion, channel: str) -> Invoice:
@@ -139,6 +148,7 @@ def _new_invoice(consumer: Consumer, question: InvoiceQuestion, channel: str) ->
         consumer=consumer,
         source_channel=channel,
         submitted_at=timezone.now(),
+        device_hash=question.device_hash,
     )
 
 
@@ -239,7 +249,14 @@ def _decide(
                 code, detail = failure
         risk = None
         if not code:
-            risk = risk_assess_submission(consumer=consumer, record=record, campaign=campaign)
+            risk = risk_assess_submission(
+                consumer=consumer,
+                record=record,
+                campaign=campaign,
+                merchant=merchant,
+                device_hash=invoice.device_hash,
+                exclude_invoice_id=invoice.pk,
+            )
             if risk.action == RiskAction.BLOCK:
                 code, detail = "risk.blocked", {}
         _fill_from_record(invoice, record, real_name, matched)
@@ -283,6 +300,8 @@ def _decide(
             previous = InvoiceStatus.PENDING
         note = "; ".join(risk.reasons) if risk is not None else ""
         _history(invoice, previous, target, code or (risk.code if risk else ""), note)
+        if risk is not None:
+            risk_assessment_save(invoice=invoice, decision=risk)
         prize = None
         if target == InvoiceStatus.ACCEPTED:
             prize = instant_draw_for_entry(invoice=invoice)
@@ -315,6 +334,8 @@ def invoice_submit(
     rejected attempt on record) or a 400 `DomainError` for malformed input."""
     _check_consumer(consumer)
     question = parse_submission(data)
+    if data.get("device_id"):
+        question = replace(question, device_hash=device_fingerprint(data.get("device_id")))
     live = Invoice.objects.filter(number=question.number, status__in=LIVE_INVOICE_STATUSES)
     if live.exists():
         rejected = _record_rejection(consumer, question, channel, "invoice.duplicate")
@@ -428,6 +449,7 @@ def invoice_review(*, invoice: Invoice, accept: bool, actor, reason: str) -> Inv
             before={"status": before},
             after={"status": target},
         )
+        notify_review_outcome(invoice_id=invoice.pk, accepted=accept)
     if accept:
         instant_draw_for_entry(invoice=invoice)
     return invoice

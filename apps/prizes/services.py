@@ -28,6 +28,7 @@ from apps.audit.services import audit_record
 from apps.common.models import ZERO
 from apps.common.states import check_transition
 from apps.invoices.choices import InvoiceStatus
+from apps.reporting.rollups import award_changed
 
 from . import gateway as gw
 from .choices import (
@@ -124,6 +125,7 @@ def _award_history(award: Award, before: str, after: str, reason: str, actor) ->
     AwardStatusChange.objects.create(
         award=award, from_status=before, to_status=after, reason=reason[:300], actor=_user(actor)
     )
+    award_changed(award)  # rollups + government-app outbox, in this transaction
 
 
 def _award_set(award: Award, target: str, *, reason: str = "", actor=None, **fields) -> None:

@@ -189,11 +189,13 @@ def test_the_same_payout_sent_by_several_workers_at_once_is_paid_once(prize_worl
         approve(batch, world.team.checker)
     assert fresh(payout).status == PayoutStatus.APPROVED
 
-    # The queued task, its redelivery and the poller, all at once.
+    # The queued task, its redelivery and the poller, all at once. (`get` without Celery's
+    # eager-mode guard: another thread's eager `delay()` — e.g. the audit trail's monitoring
+    # hook — sets that process-wide guard while it runs.)
     results = race(
         5,
         lambda i: (
-            payout_send_task.apply(args=[payout.pk]).get()
+            payout_send_task.apply(args=[payout.pk]).get(disable_sync_subtasks=False)
             if i % 2
             else services.payout_send(payout_id=payout.pk).status
         ),

@@ -24,7 +24,11 @@ READ_ONLY_ACTIONS = {("audit", "auditevent", "export_csv")}
 def view_only_user(model):
     user = UserFactory(is_staff=True)
     ct = ContentType.objects.get_for_model(model)
-    user.user_permissions.add(Permission.objects.get(content_type=ct, codename__startswith="view_"))
+    # The model's own view permission (a proxy shares its concrete model's content type, which
+    # may carry other "view_…" permissions too).
+    views = Permission.objects.filter(content_type=ct, codename__startswith="view_")
+    own = views.filter(codename=f"view_{model._meta.model_name}").first()
+    user.user_permissions.add(own or views.get())
     return type(user).objects.get(pk=user.pk)  # fresh permission cache
 
 

@@ -15,6 +15,8 @@ class InvoiceSubmitSerializer(serializers.Serializer):
     number = serializers.CharField(required=False, allow_blank=True, max_length=40)
     issue_date = serializers.CharField(required=False, allow_blank=True, max_length=20)
     total = serializers.CharField(required=False, allow_blank=True, max_length=20)
+    # The app's installation/device ID (or the `X-Device-Id` header); stored only hashed.
+    device_id = serializers.CharField(required=False, allow_blank=True, max_length=128)
 
 
 class InvoiceStepSerializer(serializers.ModelSerializer):

@@ -110,9 +110,10 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         consumer = current_consumer(request)
         form = InvoiceSubmitSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        result = invoice_submit(
-            consumer=consumer, data=form.validated_data, channel=SourceChannel.APP
-        )
+        data = dict(form.validated_data)
+        if not data.get("device_id"):
+            data["device_id"] = request.headers.get("X-Device-Id", "")[:128]
+        result = invoice_submit(consumer=consumer, data=data, channel=SourceChannel.APP)
         body = {
             "invoice": InvoiceSerializer(result.invoice).data,
             "instant_prize": result.instant_prize,

@@ -67,6 +67,12 @@ class Command(BaseCommand):
             f"  complaints:        {complaints['cases']} case(s), {complaints['categories']} "
             f"categorie(s), {complaints['calendar_days']} calendar day(s) created"
         )
+        from apps.content.demo import seed_content_demo  # publicity articles (/info/)
+
+        self.stdout.write(f"  publicity:         {seed_content_demo(now=now)} article(s) created")
+        from apps.reporting.demo import rebuild_for_demo  # the dashboard's figures
+
+        self.stdout.write(f"  statistics:        {rebuild_for_demo()}")
         if options["verbosity"] >= 2:
             for name, seconds in result.phases.items():
                 self.stdout.write(f"  {name}: {seconds:.1f} s")

@@ -1,0 +1,511 @@
+"""The nightly model: set-based features per merchant and per consumer, robust z-scores against
+peers, linked clusters of consumers, and alerts with explanations (PostgreSQL).
+
+For one campaign and a moment `as_of`, over the entries of the last `WINDOW_DAYS`:
+
+Merchant features (peer group: the 2-digit industry; groups under `MIN_PEERS` merchants join
+one city-wide group):
+- `surge`: log of (recent daily volume + 1) / (usual daily volume + 1), where "usual" is the
+  seller's own earlier volume, or for a seller with less than a week of history its peers'
+  recent median — sudden volume of old and new sellers alike;
+- `few_buyers`: 1 − distinct buyers / invoices;
+- `round_share`: share of totals that are whole tens;
+- `near_min_share`: share of totals just above the campaign minimum (within `NEAR_MIN_BAND`);
+- `red_rate`: share of entries later red-flushed (reversed);
+- `fast_share`: share entered within `FAST_SECONDS` of issue.
+
+Consumer features (one peer group per campaign): `volume`, `near_cap_share` (share of active
+days at or one below the daily cap), `cap_days` (days at the daily cap),
+`near_min_share`, `fast_share`, `top_seller_share` (share at their most used seller),
+`round_share`.
+
+Shares are taken at the lower bound of their 95 % Wilson interval, so a share seen on a handful
+of invoices weighs less than the same share seen on hundreds. Each feature's robust
+z = 0.6745 · (x − median) / max(MAD, floor) within the peer group,
+oriented so that high is suspicious. An entity becomes an alert when at least
+`alert_min_features` features reach `feature_z`, or one reaches `alert_z` (RiskSettings).
+Clusters: consumers linked by a shared device or payout account (union-find over the edges);
+a component of `CLUSTER_MIN` or more consumers is an alert.
+
+Everything heavy is SQL over the invoice table (`GROUP BY`, `percentile_cont`), three scans;
+Python only sees the rows above the thresholds and the device/account edges.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.invoices.choices import CampaignStatus, InvoiceStatus
+from apps.invoices.models import Campaign, Invoice
+from apps.merchants.models import Merchant
+from apps.prizes.models import PayoutAccount
+
+from .choices import AlertStatus, SubjectKind
+from .models import BatchRun, MerchantBaseline, RiskAlert
+from .services import risk_settings_get
+
+WINDOW_DAYS = 30
+RECENT_DAYS = 7
+FAST_SECONDS = 120
+NEAR_MIN_BAND = Decimal("0.10")
+MIN_PEERS = 20
+MERCHANT_MIN_INVOICES = 15
+CONSUMER_MIN_INVOICES = 3
+CLUSTER_MIN = 4
+Z_SCALE = 0.6745
+WILSON_Z = 1.96
+ENTERED = (InvoiceStatus.ACCEPTED, InvoiceStatus.HELD, InvoiceStatus.REVERSED)
+
+# (feature, MAD floor): the floor keeps a feature that is nearly constant among peers (most
+# merchants have no reversals) from turning every small deviation into a huge z.
+MERCHANT_FEATURES = (
+    ("surge", 0.25),
+    ("few_buyers", 0.10),
+    ("round_share", 0.08),
+    ("near_min_share", 0.08),
+    ("red_rate", 0.015),
+    ("fast_share", 0.05),
+)
+CONSUMER_FEATURES = (
+    ("volume", 2.0),
+    ("near_cap_share", 0.10),
+    ("cap_days", 1.0),
+    ("near_min_share", 0.10),
+    ("fast_share", 0.10),
+    ("top_seller_share", 0.10),
+    ("round_share", 0.10),
+)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    alert_z: float
+    feature_z: float
+    min_features: int
+
+
+def _z_sql(table: str, features, peer: str) -> str:
+    """Robust z of every feature within its peer group, for every row of `table`."""
+    med = ", ".join(
+        f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {f}) AS m_{f}" for f, _ in features
+    )
+    mad = ", ".join(
+        f"percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(t.{f} - med.m_{f})) AS d_{f}"
+        for f, _ in features
+    )
+    zs = ", ".join(
+        f"{Z_SCALE} * (t.{f} - med.m_{f}) / greatest(mad.d_{f}, {floor}) AS z_{f}, "
+        f"med.m_{f} AS m_{f}"
+        for f, floor in features
+    )
+    return f"""
+        WITH med AS (SELECT {peer} AS peer, {med} FROM {table} GROUP BY {peer}),
+        mad AS (
+            SELECT t.{peer} AS peer, {mad} FROM {table} t JOIN med ON med.peer = t.{peer}
+            GROUP BY t.{peer}
+        )
+        SELECT t.*, {zs}
+        FROM {table} t JOIN med ON med.peer = t.{peer} JOIN mad ON mad.peer = t.{peer}
+    """  # noqa: S608 - identifiers are module constants
+
+
+def _wilson(share: str, n: str) -> str:
+    """SQL for the lower bound of the 95 % Wilson interval of a share observed over `n` cases:
+    a share seen on few invoices counts for less than the same share on many (three reversals
+    out of twenty is weak evidence; thirty out of two hundred is not)."""
+    z2 = WILSON_Z * WILSON_Z
+    return (
+        f"greatest(0.0, (({share}) + {z2 / 2}/({n}) - {WILSON_Z} * sqrt(greatest(0.0, "
+        f"({share}) * (1 - ({share})) / ({n}) + {z2 / 4}/(({n}) * ({n}))))) / (1 + {z2}/({n})))"
+    )
+
+
+def _explain(row: dict, features, thresholds: Thresholds):
+    """(alert?, score, explanation items) of one scored row."""
+    items = []
+    for name, _floor in features:
+        z = float(row[f"z_{name}"] or 0)
+        if z >= thresholds.feature_z:
+            items.append(
+                {
+                    "feature": name,
+                    "value": round(float(row[name]), 4),
+                    "peer_median": round(float(row[f"m_{name}"]), 4),
+                    "z": round(z, 2),
+                }
+            )
+    items.sort(key=lambda item: -item["z"])
+    strong = len(items) >= thresholds.min_features or any(
+        item["z"] >= thresholds.alert_z for item in items
+    )
+    score = round(sum(item["z"] for item in items), 2)
+    return strong, score, items
+
+
+def _fetch(cursor, sql: str, params) -> list[dict]:
+    cursor.execute(sql, params)
+    names = [c.name for c in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _merchant_rows(cursor, params: dict, thresholds: Thresholds) -> tuple[list[dict], int]:
+    invoice, merchant = Invoice._meta.db_table, Merchant._meta.db_table
+    cursor.execute("DROP TABLE IF EXISTS risk_m")
+    cursor.execute(
+        f"""
+        CREATE TEMP TABLE risk_m ON COMMIT DROP AS
+        SELECT i.merchant_id AS id,
+               left(m.industry_code, 2) AS peer,
+               count(*) AS n,
+               count(*) FILTER (WHERE i.submitted_at >= %(recent)s) AS n_recent,
+               min(i.submitted_at) AS first_seen,
+               count(DISTINCT i.consumer_id) AS buyers,
+               avg(CASE WHEN i.total %% 10 = 0 THEN 1.0 ELSE 0.0 END) AS round_share,
+               avg(CASE WHEN i.total >= %(min_total)s AND i.total < %(near_min)s
+                        THEN 1.0 ELSE 0.0 END) AS near_min_share,
+               avg(CASE WHEN i.status = 'reversed' THEN 1.0 ELSE 0.0 END) AS red_rate,
+               avg(CASE WHEN i.issued_at IS NOT NULL
+                         AND i.submitted_at - i.issued_at <= %(fast)s
+                        THEN 1.0 ELSE 0.0 END) AS fast_share
+        FROM {invoice} i JOIN {merchant} m ON m.id = i.merchant_id
+        WHERE i.campaign_id = %(campaign)s AND i.status = ANY(%(entered)s)
+          AND i.submitted_at >= %(start)s AND i.submitted_at < %(as_of)s
+        GROUP BY i.merchant_id, m.industry_code
+        HAVING count(*) >= %(min_n)s
+        """,  # noqa: S608
+        {**params, "min_n": MERCHANT_MIN_INVOICES},
+    )
+    scored = cursor.rowcount
+    cursor.execute(
+        "ALTER TABLE risk_m ADD COLUMN surge float8, ADD COLUMN few_buyers float8, "
+        "ADD COLUMN daily_mean numeric(10, 2)"
+    )
+    cursor.execute(
+        """
+        UPDATE risk_m SET
+          daily_mean = round((n - n_recent)::numeric / greatest(1.0,
+              extract(epoch FROM %(recent)s - greatest(first_seen, %(start)s)) / 86400.0)::numeric,
+              2),
+          few_buyers = 1.0 - buyers::float8 / n
+        """,
+        params,
+    )
+    shares = ", ".join(
+        f"{f} = {_wilson(f, 'n')}"
+        for f in ("round_share", "near_min_share", "red_rate", "fast_share", "few_buyers")
+    )
+    cursor.execute(f"UPDATE risk_m SET {shares}")  # noqa: S608 - module constants
+    cursor.execute(
+        "UPDATE risk_m SET peer = '*' WHERE peer IN "
+        "(SELECT peer FROM risk_m GROUP BY peer HAVING count(*) < %(min_peers)s)",
+        {"min_peers": MIN_PEERS},
+    )
+    # A seller with a week or more of history is compared with itself; a newer one (no
+    # baseline of its own) with the usual recent volume of its peers.
+    cursor.execute(
+        """
+        UPDATE risk_m t SET surge = ln((t.n_recent::float8 / %(recent_days)s + 1.0) / (
+            CASE WHEN t.first_seen > %(recent)s - interval '7 days'
+                 THEN p.usual ELSE t.daily_mean::float8 END + 1.0))
+        FROM (SELECT peer, percentile_cont(0.5) WITHIN GROUP (
+                  ORDER BY n_recent::float8 / %(recent_days)s) AS usual
+              FROM risk_m GROUP BY peer) p
+        WHERE p.peer = t.peer
+        """,
+        params,
+    )
+    # The real-time rule's "usual day" of a new seller is its own average so far.
+    cursor.execute(
+        """
+        UPDATE risk_m SET daily_mean = round(n::numeric / greatest(1.0,
+            extract(epoch FROM %(as_of)s - greatest(first_seen, %(start)s)) / 86400.0)::numeric, 2)
+        WHERE first_seen > %(recent)s - interval '7 days'
+        """,
+        params,
+    )
+    baseline = MerchantBaseline._meta.db_table
+    cursor.execute(
+        f"""
+        INSERT INTO {baseline} (merchant_id, daily_mean, score, features, computed_at)
+        SELECT id, daily_mean, 0, '{{}}'::jsonb, %(now)s FROM risk_m
+        ON CONFLICT (merchant_id) DO UPDATE
+           SET daily_mean = EXCLUDED.daily_mean, score = 0, features = '{{}}'::jsonb,
+               computed_at = EXCLUDED.computed_at
+        """,  # noqa: S608
+        params,
+    )
+    zs = " OR ".join(f"z_{f} >= %(feature_z)s" for f, _ in MERCHANT_FEATURES)
+    rows = _fetch(
+        cursor,
+        f"SELECT * FROM ({_z_sql('risk_m', MERCHANT_FEATURES, 'peer')}) s WHERE {zs}",  # noqa: S608
+        {"feature_z": thresholds.feature_z},
+    )
+    return rows, scored
+
+
+def _consumer_rows(cursor, params: dict, thresholds: Thresholds) -> tuple[list[dict], int]:
+    invoice = Invoice._meta.db_table
+    where = f"""
+        FROM {invoice} i
+        WHERE i.campaign_id = %(campaign)s AND i.status = ANY(%(entered)s)
+          AND i.submitted_at >= %(start)s AND i.submitted_at < %(as_of)s
+    """
+    cursor.execute("DROP TABLE IF EXISTS risk_c")
+    cursor.execute(
+        f"""
+        CREATE TEMP TABLE risk_c ON COMMIT DROP AS
+        SELECT i.consumer_id AS id, '*'::text AS peer,
+               count(*)::float8 AS volume,
+               avg(CASE WHEN i.total >= %(min_total)s AND i.total < %(near_min)s
+                        THEN 1.0 ELSE 0.0 END)::float8 AS near_min_share,
+               avg(CASE WHEN i.issued_at IS NOT NULL
+                         AND i.submitted_at - i.issued_at <= %(fast)s
+                        THEN 1.0 ELSE 0.0 END)::float8 AS fast_share,
+               avg(CASE WHEN i.total %% 10 = 0 THEN 1.0 ELSE 0.0 END)::float8 AS round_share,
+               0.0::float8 AS near_cap_share, 0.0::float8 AS top_seller_share,
+               1 AS active_days, 0.0::float8 AS cap_days
+        {where}
+        GROUP BY i.consumer_id
+        HAVING count(*) >= %(min_n)s
+        """,
+        {**params, "min_n": CONSUMER_MIN_INVOICES},
+    )
+    scored = cursor.rowcount
+    cursor.execute("CREATE INDEX ON risk_c (id)")
+    cursor.execute(
+        f"""
+        UPDATE risk_c c SET near_cap_share = d.near::float8 / d.days, active_days = d.days,
+                            cap_days = d.capped FROM (
+            SELECT consumer_id, count(*) AS days,
+                   count(*) FILTER (WHERE k >= %(near_cap)s) AS near,
+                   count(*) FILTER (WHERE k >= %(near_cap)s + 1) AS capped
+            FROM (
+                SELECT i.consumer_id, (i.submitted_at AT TIME ZONE %(tz)s)::date AS day,
+                       count(*) AS k
+                {where}
+                GROUP BY 1, 2
+            ) x GROUP BY consumer_id
+        ) d WHERE d.consumer_id = c.id
+        """,  # noqa: S608
+        params,
+    )
+    cursor.execute(
+        f"""
+        UPDATE risk_c c SET top_seller_share = s.top / c.volume FROM (
+            SELECT consumer_id, max(k)::float8 AS top FROM (
+                SELECT i.consumer_id, i.seller_uscc, count(*) AS k
+                {where}
+                GROUP BY 1, 2
+            ) x GROUP BY consumer_id
+        ) s WHERE s.consumer_id = c.id
+        """,  # noqa: S608
+        params,
+    )
+    shares = ", ".join(
+        [
+            *(
+                f"{f} = {_wilson(f, 'volume')}"
+                for f in ("near_min_share", "fast_share", "round_share", "top_seller_share")
+            ),
+            f"near_cap_share = {_wilson('near_cap_share', 'active_days')}",
+        ]
+    )
+    cursor.execute(f"UPDATE risk_c SET {shares}")  # noqa: S608 - module constants
+    zs = " OR ".join(f"z_{f} >= %(feature_z)s" for f, _ in CONSUMER_FEATURES)
+    rows = _fetch(
+        cursor,
+        f"SELECT * FROM ({_z_sql('risk_c', CONSUMER_FEATURES, 'peer')}) s WHERE {zs}",  # noqa: S608
+        {"feature_z": thresholds.feature_z},
+    )
+    return rows, scored
+
+
+def _clusters(cursor, params: dict) -> list[list[int]]:
+    """Connected components of consumers linked by a shared device or payout account."""
+    invoice, account = Invoice._meta.db_table, PayoutAccount._meta.db_table
+    cursor.execute(
+        f"""
+        SELECT DISTINCT i.device_hash, i.consumer_id
+        FROM {invoice} i
+        WHERE i.campaign_id = %(campaign)s AND i.device_hash <> ''
+          AND i.submitted_at >= %(start)s AND i.submitted_at < %(as_of)s
+          AND i.device_hash IN (
+              SELECT device_hash FROM {invoice}
+              WHERE campaign_id = %(campaign)s AND device_hash <> ''
+                AND submitted_at >= %(start)s AND submitted_at < %(as_of)s
+              GROUP BY device_hash HAVING count(DISTINCT consumer_id) > 1)
+        UNION ALL
+        SELECT a.account_no_index, a.consumer_id FROM {account} a
+        WHERE a.account_no_index IN (
+            SELECT account_no_index FROM {account} WHERE account_no_index IS NOT NULL
+            GROUP BY account_no_index HAVING count(DISTINCT consumer_id) > 1)
+        """,  # noqa: S608
+        params,
+    )
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        root = x
+        while parent.setdefault(root, root) != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    first_of: dict[str, int] = {}
+    for key, consumer_id in cursor.fetchall():
+        find(consumer_id)
+        other = first_of.setdefault(key, consumer_id)
+        if other != consumer_id:
+            a, b = find(other), find(consumer_id)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for node in parent:
+        groups[find(node)].append(node)
+    return [sorted(members) for members in groups.values() if len(members) >= CLUSTER_MIN]
+
+
+@dataclass
+class _Alert:
+    kind: str
+    key: str
+    score: Decimal
+    features: list
+    merchant_id: int | None = None
+    consumer_id: int | None = None
+    members: list | None = None
+
+
+def _store_alerts(run: BatchRun, alerts: list[_Alert]) -> None:
+    """One open alert per subject: refresh the open ones, add the new ones."""
+    open_alerts = {
+        (a.subject_kind, a.subject_key): a
+        for a in RiskAlert.objects.filter(campaign_id=run.campaign_id, status=AlertStatus.OPEN)
+    }
+    new, changed = [], []
+    for item in alerts:
+        existing = open_alerts.get((item.kind, item.key))
+        if existing is not None:
+            existing.run, existing.score, existing.features = run, item.score, item.features
+            existing.members = item.members or []
+            changed.append(existing)
+        else:
+            new.append(
+                RiskAlert(
+                    run=run,
+                    campaign_id=run.campaign_id,
+                    subject_kind=item.kind,
+                    subject_key=item.key,
+                    merchant_id=item.merchant_id,
+                    consumer_id=item.consumer_id,
+                    score=item.score,
+                    features=item.features,
+                    members=item.members or [],
+                )
+            )
+    RiskAlert.objects.bulk_update(changed, ["run", "score", "features", "members"], batch_size=500)
+    RiskAlert.objects.bulk_create(new, batch_size=1000)
+
+
+def batch_run(*, campaign: Campaign, as_of: datetime | None = None) -> BatchRun:
+    """Score one campaign's merchants and consumers as of `as_of` (default now) and raise
+    alerts. One transaction: either the whole run's alerts and baselines land, or none."""
+    if connection.vendor != "postgresql":
+        raise RuntimeError("the nightly risk model needs PostgreSQL")
+    as_of = as_of or timezone.now()
+    started = time.monotonic()
+    config = risk_settings_get()
+    thresholds = Thresholds(
+        float(config.alert_z), float(config.feature_z), int(config.alert_min_features)
+    )
+    params = {
+        "campaign": campaign.pk,
+        "as_of": as_of,
+        "start": as_of - timedelta(days=WINDOW_DAYS),
+        "recent": as_of - timedelta(days=RECENT_DAYS),
+        "recent_days": float(RECENT_DAYS),
+        "min_total": campaign.min_total,
+        "near_min": campaign.min_total * (1 + NEAR_MIN_BAND),
+        "fast": timedelta(seconds=FAST_SECONDS),
+        "entered": [s.value for s in ENTERED],
+        "tz": "Asia/Shanghai",
+        "near_cap": max(1, (campaign.cap_per_day or 10**6) - 1),
+        "now": timezone.now(),
+    }
+    alerts: list[_Alert] = []
+    with transaction.atomic():
+        run = BatchRun.objects.create(campaign=campaign, as_of=as_of, started_at=timezone.now())
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL work_mem = '256MB'")
+            cursor.execute("SET LOCAL jit = off")
+            cursor.execute(
+                f"SELECT count(*) FROM {Invoice._meta.db_table} WHERE campaign_id = %(campaign)s "  # noqa: S608
+                "AND status = ANY(%(entered)s) AND submitted_at >= %(start)s "
+                "AND submitted_at < %(as_of)s",
+                params,
+            )
+            run.invoices = cursor.fetchone()[0]
+            merchant_rows, run.merchants = _merchant_rows(cursor, params, thresholds)
+            consumer_rows, run.consumers = _consumer_rows(cursor, params, thresholds)
+            clusters = _clusters(cursor, params)
+        for row in merchant_rows:
+            strong, score, items = _explain(row, MERCHANT_FEATURES, thresholds)
+            MerchantBaseline.objects.filter(merchant_id=row["id"]).update(
+                score=score, features={i["feature"]: i["z"] for i in items}
+            )
+            if strong:
+                alerts.append(
+                    _Alert(
+                        SubjectKind.MERCHANT,
+                        str(row["id"]),
+                        Decimal(str(score)),
+                        items,
+                        merchant_id=row["id"],
+                    )
+                )
+        for row in consumer_rows:
+            strong, score, items = _explain(row, CONSUMER_FEATURES, thresholds)
+            if strong:
+                alerts.append(
+                    _Alert(
+                        SubjectKind.CONSUMER,
+                        str(row["id"]),
+                        Decimal(str(score)),
+                        items,
+                        consumer_id=row["id"],
+                    )
+                )
+        for members in clusters:
+            size = len(members)
+            alerts.append(
+                _Alert(
+                    SubjectKind.CLUSTER,
+                    str(members[0]),
+                    Decimal(str(round(math.log2(size) * 4, 2))),
+                    [{"feature": "linked_consumers", "value": size, "peer_median": 1, "z": size}],
+                    consumer_id=members[0],
+                    members=members[:200],
+                )
+            )
+        _store_alerts(run, alerts)
+        run.alerts = len(alerts)
+        run.finished_at = timezone.now()
+        run.seconds = round(time.monotonic() - started, 3)
+        run.save()
+    return run
+
+
+def batch_run_active_campaigns(*, as_of: datetime | None = None) -> list[BatchRun]:
+    return [
+        batch_run(campaign=campaign, as_of=as_of)
+        for campaign in Campaign.objects.filter(status=CampaignStatus.ACTIVE)
+    ]

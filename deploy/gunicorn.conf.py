@@ -1,0 +1,34 @@
+"""gunicorn settings for lotteryinvoice (used by deploy/systemd/lotteryinvoice-web.service).
+
+Every value can be overridden by an environment variable of the same purpose, so one file
+serves a small and a large machine. Access lines are JSON with the request id nginx passes.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+# Sync workers: the application is database-bound and short requests dominate.
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+# A request longer than this is killed (exports and imports stream or run in Celery).
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = 30
+keepalive = 5
+# Recycle workers now and then (bounded memory growth), staggered so they never all restart.
+max_requests = 2000
+max_requests_jitter = 200
+# nginx on the same machine is the only client; trust its X-Forwarded-* headers.
+forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn's control socket (gunicornc) would be created in $HOME, which the systemd unit keeps
+# read-only; signals (systemctl reload = HUP) do the same job.
+control_socket_disable = True
+accesslog = "-"
+errorlog = "-"
+# One JSON object per request, like the application's own log lines (no query strings: they
+# can carry personal data).
+access_log_format = (
+    '{"ts": "%(t)s", "logger": "gunicorn.access", "request_id": "%({x-request-id}o)s", '
+    '"method": "%(m)s", "path": "%(U)s", "status": %(s)s, "bytes": "%(B)s", '
+    '"duration_ms": %(M)s, "remote": "%({x-forwarded-for}i)s"}'
+)
