@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -11,6 +12,8 @@ class DomainError(Exception):
 
     code: str = "error"
     status_code: int = 400
+    #: An app's translated message per code, used when an error is raised without a message.
+    messages: Mapping[str, Any] = {}
 
     def __init__(
         self,
@@ -21,7 +24,7 @@ class DomainError(Exception):
         status_code: int | None = None,
     ):
         self.code = code or self.code
-        self.message = message if message is not None else self.code
+        self.message = message if message is not None else self.messages.get(self.code, self.code)
         self.detail = detail or {}
         if status_code is not None:
             self.status_code = status_code

@@ -40,11 +40,4 @@ MESSAGES = {
 
 class CaseError(DomainError):
     code = "case.error"
-
-    def __init__(self, code: str, message=None, *, detail=None, status_code=None):
-        super().__init__(
-            code,
-            message if message is not None else MESSAGES.get(code, code),
-            detail=detail,
-            status_code=status_code,
-        )
+    messages = MESSAGES

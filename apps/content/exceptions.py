@@ -39,11 +39,4 @@ MESSAGES = {
 
 class ContentError(DomainError):
     code = "content.error"
-
-    def __init__(self, code: str, message=None, *, detail=None, status_code=None):
-        super().__init__(
-            code,
-            message if message is not None else MESSAGES.get(code, code),
-            detail=detail,
-            status_code=status_code,
-        )
+    messages = MESSAGES

@@ -664,6 +664,21 @@ class InstantPoolAdmin(admin.ModelAdmin):
     inlines = (InstantTierInline,)
     actions = ("plan_quotas",)
 
+    def save_model(self, request, obj, form, change):
+        """A pool's settings are configuration: each save is on the audit trail (its tiers are
+        audited by `instant_tier_save`)."""
+        from apps.audit.models import AuditCategory
+        from apps.audit.services import audit_record
+
+        super().save_model(request, obj, form, change)
+        audit_record(
+            action=f"instant_pool.{'changed' if change else 'created'}",
+            category=AuditCategory.CONFIG,
+            target=obj,
+            actor=request.user,
+            after={name: str(form.cleaned_data.get(name)) for name in form.changed_data},
+        )
+
     def save_formset(self, request, form, formset, change):
         if formset.model is not InstantTier:
             return super().save_formset(request, form, formset, change)

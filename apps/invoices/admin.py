@@ -176,6 +176,20 @@ class CampaignAdmin(admin.ModelAdmin):
             readonly += ("status",)
         return readonly
 
+    def save_model(self, request, obj, form, change):
+        """A campaign's rules are configuration: each save is on the audit trail."""
+        from apps.audit.models import AuditCategory
+        from apps.audit.services import audit_record
+
+        super().save_model(request, obj, form, change)
+        audit_record(
+            action=f"campaign.{'changed' if change else 'created'}",
+            category=AuditCategory.CONFIG,
+            target=obj,
+            actor=request.user,
+            after={name: str(form.cleaned_data.get(name)) for name in form.changed_data},
+        )
+
 
 # --- Invoices -------------------------------------------------------------------------------
 
