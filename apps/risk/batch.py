@@ -12,18 +12,23 @@ one city-wide group):
 - `round_share`: share of totals that are whole tens;
 - `near_min_share`: share of totals just above the campaign minimum (within `NEAR_MIN_BAND`);
 - `red_rate`: share of entries later red-flushed (reversed);
-- `fast_share`: share entered within `FAST_SECONDS` of issue.
+- `fast_share`: share entered within `FAST_SECONDS` of issue;
+- `repeat_share`: share of the recent week's entries made by buyers with `REPEAT_BUYER_MIN` or
+  more entries at this seller in that week (when at least `REPEAT_BUYERS_MIN` buyers repeat) —
+  a surge carried by a few controlled buyers rather than by many customers.
 
-Consumer features (one peer group per campaign): `volume`, `near_cap_share` (share of active
-days at or one below the daily cap), `cap_days` (days at the daily cap),
-`near_min_share`, `fast_share`, `top_seller_share` (share at their most used seller),
-`round_share`.
+Consumer features (one peer group per campaign): `volume`, `near_cap_share` (share of the
+invoices entered on days at or one below the daily cap), `cap_days` (days at the daily cap),
+`near_cap_streak` (longest run of consecutive days at or one below the cap), `near_min_share`,
+`fast_share`, `top_seller_share` (share at their most used seller), `round_share`,
+`win_excess` (instant wins above what the day's odds predict: a one-sided Poisson z).
 
 Shares are taken at the lower bound of their 95 % Wilson interval, so a share seen on a handful
 of invoices weighs less than the same share seen on hundreds. Each feature's robust
 z = 0.6745 · (x − median) / max(MAD, floor) within the peer group,
 oriented so that high is suspicious. An entity becomes an alert when at least
-`alert_min_features` features reach `feature_z`, or one reaches `alert_z` (RiskSettings).
+`alert_min_features` features reach `feature_z`, or one reaches `alert_z` (RiskSettings) —
+except the `NOT_ALONE` features (volume), which need company.
 Clusters: consumers linked by a shared device or payout account (union-find over the edges);
 a component of `CLUSTER_MIN` or more consumers is an alert.
 
@@ -43,6 +48,7 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
+from apps.draws.models import InstantDrawResult
 from apps.invoices.choices import CampaignStatus, InvoiceStatus
 from apps.invoices.models import Campaign, Invoice
 from apps.merchants.models import Merchant
@@ -58,8 +64,16 @@ FAST_SECONDS = 120
 NEAR_MIN_BAND = Decimal("0.10")
 MIN_PEERS = 20
 MERCHANT_MIN_INVOICES = 15
+# A buyer with this many entries at one seller within the recent week is a "repeat buyer".
+REPEAT_BUYER_MIN = 3
+# ... and it takes a group of them: one regular (or one cashier entering the shop's receipts,
+# which the insider features catch) is not a surge carried by a few controlled buyers.
+REPEAT_BUYERS_MIN = 2
 CONSUMER_MIN_INVOICES = 3
 CLUSTER_MIN = 4
+# Floor of the expected wins in the win-excess z: one lucky win among a few entries at long
+# odds is not evidence.
+MIN_EXPECTED_WINS = 0.25
 Z_SCALE = 0.6745
 WILSON_Z = 1.96
 ENTERED = (InvoiceStatus.ACCEPTED, InvoiceStatus.HELD, InvoiceStatus.REVERSED)
@@ -73,16 +87,25 @@ MERCHANT_FEATURES = (
     ("near_min_share", 0.08),
     ("red_rate", 0.015),
     ("fast_share", 0.05),
+    ("repeat_share", 0.06),
 )
 CONSUMER_FEATURES = (
     ("volume", 2.0),
-    ("near_cap_share", 0.10),
+    ("near_cap_share", 0.12),
     ("cap_days", 1.0),
+    ("near_cap_streak", 1.0),
+    ("win_excess", 1.0),
     ("near_min_share", 0.10),
     ("fast_share", 0.10),
     ("top_seller_share", 0.10),
     ("round_share", 0.10),
 )
+
+# Context, not evidence on its own: a seller that joins late or runs a promotion really does
+# sell more than before, and a heavy shopper really does enter many invoices. Volume raises an
+# alert only together with another feature (few buyers, repeat buyers, round amounts, days at
+# the cap, ...), never alone at `alert_z`.
+NOT_ALONE = frozenset({"surge", "volume"})
 
 
 @dataclass(frozen=True)
@@ -144,7 +167,7 @@ def _explain(row: dict, features, thresholds: Thresholds):
             )
     items.sort(key=lambda item: -item["z"])
     strong = len(items) >= thresholds.min_features or any(
-        item["z"] >= thresholds.alert_z for item in items
+        item["z"] >= thresholds.alert_z and item["feature"] not in NOT_ALONE for item in items
     )
     score = round(sum(item["z"] for item in items), 2)
     return strong, score, items
@@ -186,7 +209,27 @@ def _merchant_rows(cursor, params: dict, thresholds: Thresholds) -> tuple[list[d
     scored = cursor.rowcount
     cursor.execute(
         "ALTER TABLE risk_m ADD COLUMN surge float8, ADD COLUMN few_buyers float8, "
-        "ADD COLUMN daily_mean numeric(10, 2)"
+        "ADD COLUMN daily_mean numeric(10, 2), ADD COLUMN repeat_share float8 DEFAULT 0.0"
+    )
+    cursor.execute("CREATE INDEX ON risk_m (id)")
+    # Fake sales that lift a seller's volume are entered by a few controlled buyers again and
+    # again: the share of the recent week's entries made by buyers with `REPEAT_BUYER_MIN` or
+    # more entries at this seller in that week (ordinary customers rarely come back three
+    # times a week, so a surge of ordinary customers keeps this share low). Counted only when
+    # at least `REPEAT_BUYERS_MIN` buyers repeat.
+    cursor.execute(
+        f"""
+        UPDATE risk_m t SET repeat_share = r.k::float8 / t.n_recent FROM (
+            SELECT merchant_id, sum(k) AS k FROM (
+                SELECT i.merchant_id, i.consumer_id, count(*) AS k
+                FROM {invoice} i
+                WHERE i.campaign_id = %(campaign)s AND i.status = ANY(%(entered)s)
+                  AND i.submitted_at >= %(recent)s AND i.submitted_at < %(as_of)s
+                GROUP BY 1, 2 HAVING count(*) >= %(repeat_min)s
+            ) x GROUP BY merchant_id HAVING count(*) >= %(repeat_buyers)s
+        ) r WHERE r.merchant_id = t.id AND t.n_recent > 0
+        """,  # noqa: S608
+        {**params, "repeat_min": REPEAT_BUYER_MIN, "repeat_buyers": REPEAT_BUYERS_MIN},
     )
     cursor.execute(
         """
@@ -199,8 +242,13 @@ def _merchant_rows(cursor, params: dict, thresholds: Thresholds) -> tuple[list[d
         params,
     )
     shares = ", ".join(
-        f"{f} = {_wilson(f, 'n')}"
-        for f in ("round_share", "near_min_share", "red_rate", "fast_share", "few_buyers")
+        [
+            *(
+                f"{f} = {_wilson(f, 'n')}"
+                for f in ("round_share", "near_min_share", "red_rate", "fast_share", "few_buyers")
+            ),
+            f"repeat_share = {_wilson('repeat_share', 'greatest(n_recent, 1)')}",
+        ]
     )
     cursor.execute(f"UPDATE risk_m SET {shares}")  # noqa: S608 - module constants
     cursor.execute(
@@ -271,7 +319,8 @@ def _consumer_rows(cursor, params: dict, thresholds: Thresholds) -> tuple[list[d
                         THEN 1.0 ELSE 0.0 END)::float8 AS fast_share,
                avg(CASE WHEN i.total %% 10 = 0 THEN 1.0 ELSE 0.0 END)::float8 AS round_share,
                0.0::float8 AS near_cap_share, 0.0::float8 AS top_seller_share,
-               1 AS active_days, 0.0::float8 AS cap_days
+               1 AS active_days, 0.0::float8 AS cap_days, 0.0::float8 AS near_cap_streak,
+               0.0::float8 AS win_excess, 0 AS wins, 0.0::float8 AS expected_wins
         {where}
         GROUP BY i.consumer_id
         HAVING count(*) >= %(min_n)s
@@ -282,10 +331,10 @@ def _consumer_rows(cursor, params: dict, thresholds: Thresholds) -> tuple[list[d
     cursor.execute("CREATE INDEX ON risk_c (id)")
     cursor.execute(
         f"""
-        UPDATE risk_c c SET near_cap_share = d.near::float8 / d.days, active_days = d.days,
+        UPDATE risk_c c SET near_cap_share = d.near::float8 / c.volume, active_days = d.days,
                             cap_days = d.capped FROM (
             SELECT consumer_id, count(*) AS days,
-                   count(*) FILTER (WHERE k >= %(near_cap)s) AS near,
+                   coalesce(sum(k) FILTER (WHERE k >= %(near_cap)s), 0) AS near,
                    count(*) FILTER (WHERE k >= %(near_cap)s + 1) AS capped
             FROM (
                 SELECT i.consumer_id, (i.submitted_at AT TIME ZONE %(tz)s)::date AS day,
@@ -296,6 +345,55 @@ def _consumer_rows(cursor, params: dict, thresholds: Thresholds) -> tuple[list[d
         ) d WHERE d.consumer_id = c.id
         """,  # noqa: S608
         params,
+    )
+    # "Near every cap every day": the longest run of consecutive calendar days each at or one
+    # below the daily cap (gaps and islands: day minus its rank is constant along a run).
+    cursor.execute(
+        f"""
+        UPDATE risk_c c SET near_cap_streak = s.streak FROM (
+            SELECT consumer_id, max(run)::float8 AS streak FROM (
+                SELECT consumer_id, count(*) AS run FROM (
+                    SELECT consumer_id, day - (row_number() OVER (
+                               PARTITION BY consumer_id ORDER BY day))::int AS island
+                    FROM (
+                        SELECT i.consumer_id, (i.submitted_at AT TIME ZONE %(tz)s)::date AS day
+                        {where}
+                        GROUP BY 1, 2 HAVING count(*) >= %(near_cap)s
+                    ) d
+                ) x GROUP BY consumer_id, island
+            ) r GROUP BY consumer_id
+        ) s WHERE s.consumer_id = c.id
+        """,  # noqa: S608
+        params,
+    )
+    # Instant wins vs what chance predicts: each entry drew at that day's odds, which every
+    # entrant of the campaign shared, so the chance of one entry is the share of winning draws
+    # among the *other* entrants' draws of that day (leave-one-out: a consumer's own wins do
+    # not raise their own expectation), and a consumer's expected wins the sum over their
+    # entries. The excess is the one-sided Poisson z with a continuity correction,
+    # (wins − ½ − expected) / √expected.
+    cursor.execute(
+        f"""
+        WITH mine AS (
+            SELECT i.consumer_id, (i.submitted_at AT TIME ZONE %(tz)s)::date AS day,
+                   count(*) AS n, count(*) FILTER (WHERE r.won) AS w
+            FROM {invoice} i JOIN {InstantDrawResult._meta.db_table} r ON r.invoice_id = i.id
+            WHERE i.campaign_id = %(campaign)s AND i.status = ANY(%(entered)s)
+              AND i.submitted_at >= %(start)s AND i.submitted_at < %(as_of)s
+            GROUP BY 1, 2
+        ),
+        daily AS (SELECT day, sum(n) AS n, sum(w) AS w FROM mine GROUP BY day)
+        UPDATE risk_c c SET wins = x.wins, expected_wins = x.expected,
+            win_excess = greatest(0.0, (x.wins - 0.5 - x.expected)
+                                       / sqrt(greatest(x.expected, %(min_expected)s)))
+        FROM (
+            SELECT m.consumer_id, sum(m.w) AS wins,
+                   sum(m.n * (d.w - m.w)::float8 / greatest(d.n - m.n, 1)) AS expected
+            FROM mine m JOIN daily d ON d.day = m.day
+            GROUP BY m.consumer_id
+        ) x WHERE x.consumer_id = c.id
+        """,  # noqa: S608
+        {**params, "min_expected": MIN_EXPECTED_WINS},
     )
     cursor.execute(
         f"""
@@ -315,7 +413,7 @@ def _consumer_rows(cursor, params: dict, thresholds: Thresholds) -> tuple[list[d
                 f"{f} = {_wilson(f, 'volume')}"
                 for f in ("near_min_share", "fast_share", "round_share", "top_seller_share")
             ),
-            f"near_cap_share = {_wilson('near_cap_share', 'active_days')}",
+            f"near_cap_share = {_wilson('near_cap_share', 'volume')}",
         ]
     )
     cursor.execute(f"UPDATE risk_c SET {shares}")  # noqa: S608 - module constants

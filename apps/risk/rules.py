@@ -46,7 +46,7 @@ RULE_DEFAULTS: dict[str, tuple[int, dict[str, Any]]] = {
         {"seconds": 120, "days": 7, "min_repeats": 1, "single_points": 5},
     ),
     RuleCode.ROUND_BURST: (30, {"hours": 24, "unit": 50, "min_count": 3}),
-    RuleCode.SELLER_SURGE: (40, {"factor": 5, "min_count": 50}),
+    RuleCode.SELLER_SURGE: (60, {"factor": 4, "min_count": 20, "min_repeats": 2}),
 }
 DEFAULT_HOLD, DEFAULT_BLOCK = 50, 150
 
@@ -459,15 +459,27 @@ def _account_rules(config: RiskConfig, facts: Facts) -> list[Hit]:
 
 
 def _seller_rules(config: RiskConfig, sub: Submission, facts: Facts) -> list[Hit]:
+    """A seller far above its usual day, and this consumer one of the few buyers carrying the
+    surge: fake sales are entered again and again by the same hands, while a promotion or a
+    new popular shop brings many different customers (who are not held)."""
     rule = config.rule(RuleCode.SELLER_SURGE)
     if not rule or sub.merchant_id is None:
         return []
     mean = facts.seller_daily_mean
     limit = max(Decimal(rule.params["min_count"]), Decimal(rule.params["factor"]) * mean)
     count = facts.seller_24h + 1
-    if count > limit:
-        return [Hit(RuleCode.SELLER_SURGE, rule.weight, {"n24h": count, "usual": str(mean)})]
-    return []
+    if count <= limit:
+        return []
+    repeats = sum(1 for row in facts.recent if row[1] == sub.seller_uscc and row[4] != "rejected")
+    if repeats < rule.params["min_repeats"]:
+        return []
+    return [
+        Hit(
+            RuleCode.SELLER_SURGE,
+            rule.weight,
+            {"n24h": count, "usual": str(mean), "repeats": repeats},
+        )
+    ]
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,104 @@ def test_a_consumer_near_the_cap_every_day(city):
     assert {"volume", "near_cap_share"} <= features(city.alert_for(consumer=bulk))
 
 
+def test_a_surge_carried_by_a_few_repeat_buyers(city):
+    shop = MerchantFactory(industry_code="5211")
+    for i in range(25):  # an ordinary month: about one customer a day
+        city.add(city.people[i], shop, 8 + i * 0.85)
+    ring = [ConsumerFactory(real_name="") for _ in range(5)]
+    for i in range(45):  # then, in five days, 45 sales entered by the same five hands
+        city.add(ring[i % 5], shop, (i % 5) + 0.3 + i * 0.001)
+    city.run()
+    alert = city.alert_for(merchant=shop)
+    assert alert is not None
+    assert {"surge", "repeat_share"} <= features(alert)
+
+
+def test_a_surge_of_many_different_customers_is_not_an_alert(city):
+    """A new shop or a promotion that brings many different customers sells far more than
+    before, but volume alone is context, not evidence; and one regular is not a ring."""
+    shop = MerchantFactory(industry_code="5211")
+    for i in range(10):
+        city.add(city.people[i], shop, 10 + i * 2)
+    for i in range(60):
+        city.add(city.people[(10 + i) % 90], shop, (i % 5) + 0.3 + i * 0.001)
+    for k in range(4):
+        city.add(city.people[0], shop, k + 0.5)
+    city.run()
+    assert city.alert_for(merchant=shop) is None
+
+
+def _china_noon_days_ago(city, day: int) -> float:
+    from zoneinfo import ZoneInfo
+
+    local = city.now.astimezone(ZoneInfo("Asia/Shanghai"))
+    noon = local.replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=day + 1)
+    return (city.now - noon).total_seconds() / 86400
+
+
+def test_a_run_of_days_at_the_cap(city):
+    bulk = ConsumerFactory(real_name="")
+    for day in range(8):
+        for k in range(3 if day % 3 else 2):
+            city.add(bulk, city.shops[(day * 3 + k) % 30], _china_noon_days_ago(city, day) - k / 48)
+    city.run()
+    alert = city.alert_for(consumer=bulk)
+    assert {"volume", "near_cap_streak", "near_cap_share"} <= features(alert)
+    streak = next(f for f in alert.features if f["feature"] == "near_cap_streak")
+    assert streak["value"] == 8
+
+
+def test_a_heavy_shopper_who_spreads_purchases_over_the_month_is_not_bulk(city):
+    heavy = ConsumerFactory(real_name="")
+    for day in range(20):
+        city.add(heavy, city.shops[day % 30], _china_noon_days_ago(city, day))
+    for day in (21, 23, 25):  # a few busy days are ordinary
+        for k in range(2):
+            city.add(heavy, city.shops[k], _china_noon_days_ago(city, day) - k / 48)
+    city.run()
+    assert city.alert_for(consumer=heavy) is None
+
+
+def _draw_everything(city, lucky: dict) -> None:
+    """Every entry drew once in the instant draw: a win in fifty, except that the consumers in
+    `lucky` win their first `lucky[consumer]` draws."""
+    from apps.draws.models import InstantDrawResult
+
+    city.save()
+    left = dict(lucky)
+    results = []
+    for invoice in Invoice.objects.filter(campaign=city.campaign).order_by("submitted_at"):
+        if invoice.consumer_id in left:
+            won = left[invoice.consumer_id] > 0
+            left[invoice.consumer_id] -= 1
+        else:
+            won = city.rng.random() < 0.02
+        results.append(InstantDrawResult(invoice=invoice, drawn_at=invoice.submitted_at, won=won))
+    InstantDrawResult.objects.bulk_create(results)
+
+
+def test_a_consumer_who_wins_far_more_often_than_chance(city):
+    lucky = ConsumerFactory(real_name="")
+    for day in range(8):
+        city.add(lucky, city.shops[day], day + 1.5)
+    _draw_everything(city, {lucky.pk: 6})
+    city.run()
+    alert = city.alert_for(consumer=lucky)
+    assert alert is not None
+    item = next(f for f in alert.features if f["feature"] == "win_excess")
+    # 6 wins where about 0.16 were expected (floor 0.25): (6 − ½ − 0.16) / √0.25 ≈ 10.7.
+    assert item["value"] > 9 and item["z"] >= 6
+
+
+def test_one_lucky_win_is_not_above_chance(city):
+    lucky = city.people[0]
+    _draw_everything(city, {lucky.pk: 1})
+    city.run()
+    alert = city.alert_for(consumer=lucky)
+    assert alert is None or "win_excess" not in features(alert)
+    assert not [a for a in RiskAlert.objects.all() if "win_excess" in features(a)]
+
+
 def test_a_cashier_entering_their_own_shops_invoices_within_seconds(city):
     cashier = ConsumerFactory(real_name="")
     for day in range(10):

@@ -176,13 +176,29 @@ def test_an_own_payout_account_is_fine(consumer, merchant, assess):
 # --- seller surge ------------------------------------------------------------------------
 
 
-def test_seller_far_above_its_usual_day(consumer, merchant, assess, past):
+def test_a_repeat_buyer_carrying_a_sellers_surge_is_held(consumer, merchant, assess, past):
+    MerchantBaseline.objects.create(
+        merchant=merchant, daily_mean=Decimal("2.00"), computed_at=timezone.now()
+    )
+    for i in range(20):
+        past(ConsumerFactory(), merchant, 10 + i)
+    past(consumer, merchant, 300)
+    past(consumer, merchant, 1500)
+    outcome = assess(consumer, merchant)
+    assert fired(outcome)["seller_surge"] == 60
+    assert outcome.action == "hold"
+
+
+def test_a_new_customer_of_a_surging_seller_is_not_held(consumer, merchant, assess, past):
+    """A promotion brings many different customers: only the few who keep coming back (the
+    hands that enter fake sales) are held."""
     MerchantBaseline.objects.create(
         merchant=merchant, daily_mean=Decimal("2.00"), computed_at=timezone.now()
     )
     for i in range(50):
         past(ConsumerFactory(), merchant, 10 + i)
-    assert fired(assess(consumer, merchant))["seller_surge"] == 40
+    past(consumer, merchant, 300)  # one earlier visit is an ordinary customer
+    assert "seller_surge" not in fired(assess(consumer, merchant))
 
 
 def test_a_busy_seller_at_its_usual_volume_is_not_a_surge(consumer, merchant, assess, past):
@@ -191,6 +207,8 @@ def test_a_busy_seller_at_its_usual_volume_is_not_a_surge(consumer, merchant, as
     )
     for i in range(50):
         past(ConsumerFactory(), merchant, 10 + i)
+    past(consumer, merchant, 300)
+    past(consumer, merchant, 1500)
     assert "seller_surge" not in fired(assess(consumer, merchant))
 
 

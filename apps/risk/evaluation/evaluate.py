@@ -44,6 +44,8 @@ CONSUMER_FEATURE_PATTERN = {
     "volume": "bulk_repeat",
     "near_cap_share": "bulk_repeat",
     "cap_days": "bulk_repeat",
+    "near_cap_streak": "bulk_repeat",
+    "win_excess": "bulk_repeat",
     "near_min_share": "split_purchase",
     "fast_share": "insider",
     "top_seller_share": "insider",
@@ -56,6 +58,7 @@ MERCHANT_FEATURE_PATTERN = {
     "near_min_share": "split_purchase",
     "red_rate": "claim_reverse",
     "fast_share": "insider",
+    "repeat_share": "seller_surge",
 }
 
 
