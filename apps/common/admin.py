@@ -33,6 +33,7 @@ from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Max, Min
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import gettext, ngettext
@@ -405,3 +406,31 @@ def run_service_action(
     if done:
         model_admin.message_user(request, done_message(done), messages.SUCCESS)
     return done
+
+
+def form_action(model_admin, request, queryset, *, form_class, call, title, done_message):
+    """An admin action that asks for input first (`form_class`), then runs
+    `call(obj, cleaned_data)` — one service call — for each selected object, errors reported
+    per object (`run_service_action`)."""
+    if "apply" in request.POST:
+        form = form_class(request.POST)
+        if form.is_valid():
+            run_service_action(
+                model_admin,
+                request,
+                queryset,
+                lambda obj: call(obj, form.cleaned_data),
+                done_message=done_message,
+            )
+            return None
+    else:
+        form = form_class()
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.model._meta,
+        "title": title,
+        "form": form,
+        "queryset": queryset,
+        "action": request.POST.get("action"),
+    }
+    return TemplateResponse(request, "admin/action_form.html", context)

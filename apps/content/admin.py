@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
-from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
@@ -20,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.common.admin import (
     PersonalDataAdminMixin,
     ReadOnlyTabularInline,
+    form_action,
     run_service_action,
 )
 from apps.common.exceptions import DomainError
@@ -41,33 +41,6 @@ class ScheduleForm(forms.Form):
         help_text=_("Local time, e.g. 2026-12-01 09:00."),
         input_formats=["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S"],
     )
-
-
-def form_action(model_admin, request, queryset, *, form_class, call, title, done_message):
-    """An admin action that asks for input first, then runs `call(obj, cleaned_data)` — one
-    service call — for each selected object (errors reported per object)."""
-    if "apply" in request.POST:
-        form = form_class(request.POST)
-        if form.is_valid():
-            run_service_action(
-                model_admin,
-                request,
-                queryset,
-                lambda obj: call(obj, form.cleaned_data),
-                done_message=done_message,
-            )
-            return None
-    else:
-        form = form_class()
-    context = {
-        **model_admin.admin_site.each_context(request),
-        "opts": model_admin.model._meta,
-        "title": title,
-        "form": form,
-        "queryset": queryset,
-        "action": request.POST.get("action"),
-    }
-    return TemplateResponse(request, "admin/content/action_form.html", context)
 
 
 class ArticleForm(forms.ModelForm):

@@ -23,7 +23,12 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 
 from apps.audit.services import audit_record
-from apps.common.admin import ReadOnlyAdminMixin, ReadOnlyTabularInline, run_service_action
+from apps.common.admin import (
+    ReadOnlyAdminMixin,
+    ReadOnlyTabularInline,
+    form_action,
+    run_service_action,
+)
 from apps.common.exceptions import DomainError
 from apps.common.import_export import AuditedMaskedExportMixin
 from apps.common.masking import mask_name
@@ -257,29 +262,15 @@ class ReasonForm(forms.Form):
 def reason_action(model_admin, request, queryset, *, call, title, done_message):
     """An admin action that asks for a reason first, then runs `call(obj, reason)` — one
     service call — for each selected object (errors reported per object)."""
-    if "apply" in request.POST:
-        form = ReasonForm(request.POST)
-        if form.is_valid():
-            reason = form.cleaned_data["reason"]
-            run_service_action(
-                model_admin,
-                request,
-                queryset,
-                lambda obj: call(obj, reason),
-                done_message=done_message,
-            )
-            return None
-    else:
-        form = ReasonForm()
-    context = {
-        **model_admin.admin_site.each_context(request),
-        "opts": model_admin.model._meta,
-        "title": title,
-        "form": form,
-        "queryset": queryset,
-        "action": request.POST.get("action"),
-    }
-    return TemplateResponse(request, "admin/prizes/action_reason.html", context)
+    return form_action(
+        model_admin,
+        request,
+        queryset,
+        form_class=ReasonForm,
+        call=lambda obj, data: call(obj, data["reason"]),
+        title=title,
+        done_message=done_message,
+    )
 
 
 @admin.register(Award)
