@@ -40,6 +40,7 @@ from .models import (
     Invoice,
     InvoiceStatusChange,
     TaxInvoiceRecord,
+    default_invoice_types,
 )
 from .resources import (
     CampaignAreaResource,
@@ -97,6 +98,9 @@ class CampaignAdminForm(forms.ModelForm):
         label=Campaign._meta.get_field("allowed_invoice_types").verbose_name,
         choices=InvoiceType.choices,
         widget=forms.CheckboxSelectMultiple,
+        # A declared form field does not inherit the model field's default: a new campaign
+        # starts with the model's default types ticked.
+        initial=default_invoice_types,
     )
 
     class Meta:

@@ -27,6 +27,7 @@ from apps.invoices.models import (
     Invoice,
     InvoiceStatusChange,
     TaxInvoiceRecord,
+    default_invoice_types,
 )
 from tests.accounts.helpers import sign_in_staff
 from tests.factories.core import (
@@ -184,6 +185,14 @@ def test_new_campaign_starts_as_draft(admin_client):
     assert campaign.status == CampaignStatus.DRAFT
     assert campaign.allowed_invoice_types == ["32"]
     assert list(campaign.industries.values_list("code", flat=True)) == ["62"]
+
+
+def test_new_campaign_form_ticks_the_default_invoice_types(admin_client):
+    form = admin_client.get(CAMPAIGN_ADD).context["adminform"].form
+    assert form["allowed_invoice_types"].value() == default_invoice_types()
+    html = str(form["allowed_invoice_types"])
+    assert 'value="32" id="id_allowed_invoice_types_0" checked' in html
+    assert html.count("checked") == len(default_invoice_types())
 
 
 def test_campaign_status_follows_the_transition_table(admin_client):
