@@ -100,7 +100,7 @@ INSTALLED_APPS = [
     "allauth.socialaccount",
     "allauth.socialaccount.providers.openid_connect",
     "allauth.headless",
-    "axes",
+    "apps.accounts.axes_app.AxesConfig",  # django-axes, named and translated
     "apps.common",
     "apps.audit",
     "apps.accounts",

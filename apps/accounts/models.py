@@ -10,9 +10,11 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from apps.common import crypto
 from apps.common.fields import BlindIndexField, EncryptedTextField
 from apps.common.masking import mask_id_number, mask_name, mask_phone
 from apps.common.models import TimeStampedModel
+from apps.common.pii import normalize_for_index
 
 from .choices import ConsumerStatus, VerificationStatus
 
@@ -29,6 +31,30 @@ class User(AbstractUser):
         verbose_name = _("user")
         verbose_name_plural = _("users")
         swappable = "AUTH_USER_MODEL"
+
+
+# The first nine digits of a mobile number: the 100-number block that SIMs sold together
+# (bulk-registered identity farms) share. Risk control links consumers through it.
+PHONE_BLOCK_DIGITS = 9
+
+
+class PhoneBlockIndexField(BlindIndexField):
+    """Keyed blind index (the blind-index HMAC, purpose `phone_block`) of the phone's 100-number
+    block: equal for numbers that differ only in their last two digits; the number itself is
+    not recoverable from it."""
+
+    def digest(self, plaintext: str) -> str:
+        return crypto.blind_index(self.purpose, phone_block(plaintext))
+
+    def candidates(self, plaintext: str) -> list[str]:
+        return crypto.blind_index_candidates(self.purpose, phone_block(plaintext))
+
+
+def phone_block(phone: str) -> str:
+    """The block prefix of the normalised number (country prefix and separators dropped)."""
+    from .phone import normalize_phone
+
+    return normalize_for_index("phone", normalize_phone(phone))[:PHONE_BLOCK_DIGITS]
 
 
 class Consumer(TimeStampedModel):
@@ -52,6 +78,7 @@ class Consumer(TimeStampedModel):
     id_number_index = BlindIndexField(source="id_number", purpose="resident_id", unique=True)
     phone = EncryptedTextField(_("mobile phone"), blank=True, default="")
     phone_index = BlindIndexField(source="phone", purpose="phone", unique=True)
+    phone_block_index = PhoneBlockIndexField(source="phone", purpose="phone_block", db_index=True)
     verification_status = models.CharField(
         _("real-name verification"),
         max_length=16,

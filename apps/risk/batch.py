@@ -11,7 +11,9 @@ one city-wide group):
 - `few_buyers`: 1 − distinct buyers / invoices;
 - `round_share`: share of totals that are whole tens;
 - `near_min_share`: share of totals just above the campaign minimum (within `NEAR_MIN_BAND`);
-- `red_rate`: share of entries later red-flushed (reversed);
+- `red_excess`: entries red-flushed after entry (reversed) beyond what the peers' reversal
+  rates explain — a calibrated small-sample statistic, see below (scored from
+  `RED_MIN_INVOICES` entries on, not only from `MERCHANT_MIN_INVOICES`);
 - `fast_share`: share entered within `FAST_SECONDS` of issue;
 - `repeat_share`: share of the recent week's entries made by buyers with `REPEAT_BUYER_MIN` or
   more entries at this seller in that week (when at least `REPEAT_BUYERS_MIN` buyers repeat) —
@@ -21,7 +23,9 @@ Consumer features (one peer group per campaign): `volume`, `near_cap_share` (sha
 invoices entered on days at or one below the daily cap), `cap_days` (days at the daily cap),
 `near_cap_streak` (longest run of consecutive days at or one below the cap), `near_min_share`,
 `fast_share`, `top_seller_share` (share at their most used seller), `round_share`,
-`win_excess` (instant wins above what the day's odds predict: a one-sided Poisson z).
+`win_excess` (instant wins above what the day's odds predict: a one-sided Poisson z),
+`draw_win_excess` (the same for the periodic draws: winners / tickets of each drawn draw is
+the chance of one ticket).
 
 Shares are taken at the lower bound of their 95 % Wilson interval, so a share seen on a handful
 of invoices weighs less than the same share seen on hundreds. Each feature's robust
@@ -29,11 +33,18 @@ z = 0.6745 · (x − median) / max(MAD, floor) within the peer group,
 oriented so that high is suspicious. An entity becomes an alert when at least
 `alert_min_features` features reach `feature_z`, or one reaches `alert_z` (RiskSettings) —
 except the `NOT_ALONE` features (volume), which need company.
-Clusters: consumers linked by a shared device or payout account (union-find over the edges);
-a component of `CLUSTER_MIN` or more consumers is an alert.
+Reversals (`red_excess`) are not a peer z-score but a calibrated test: each seller's count of
+reversed entries against the beta-binomial of ordinary sellers' rates; the sellers passing
+Benjamini–Hochberg at `RiskSettings.reversal_fdr` are alerts on their own, a z of
+`feature_z` or more counts as one feature towards `alert_min_features`.
+Clusters: consumers linked by a shared device or payout account, or by a phone block (the
+keyed blind index of the number's first nine digits) holding more of the campaign's consumers
+than chance allows (union-find over the edges); a component of `CLUSTER_MIN` or more consumers
+is an alert.
 
-Everything heavy is SQL over the invoice table (`GROUP BY`, `percentile_cont`), three scans;
-Python only sees the rows above the thresholds and the device/account edges.
+Everything heavy is SQL over the invoice table (`GROUP BY`, `percentile_cont`);
+Python only sees the rows above the thresholds, the sellers with two or more reversals (for
+the exact beta-binomial tail) and the device/account/phone-block edges.
 """
 
 from __future__ import annotations
@@ -41,14 +52,15 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.draws.models import InstantDrawResult
+from apps.accounts.models import Consumer
+from apps.draws.models import DrawTicket, DrawWinner, InstantDrawResult, PeriodicDraw
 from apps.invoices.choices import CampaignStatus, InvoiceStatus
 from apps.invoices.models import Campaign, Invoice
 from apps.merchants.models import Merchant
@@ -57,6 +69,13 @@ from apps.prizes.models import PayoutAccount
 from .choices import AlertStatus, SubjectKind
 from .models import BatchRun, MerchantBaseline, RiskAlert
 from .services import risk_settings_get
+from .stats import (
+    benjamini_hochberg,
+    beta_binomial_sf,
+    poisson_sf,
+    z_of_p,
+    zero_truncated_poisson_rate,
+)
 
 WINDOW_DAYS = 30
 RECENT_DAYS = 7
@@ -74,6 +93,28 @@ CLUSTER_MIN = 4
 # Floor of the expected wins in the win-excess z: one lucky win among a few entries at long
 # odds is not evidence.
 MIN_EXPECTED_WINS = 0.25
+# Reversals after entry (`red_excess`): sellers with at least this many entries are tested;
+# the peers' spread of reversal rates (a Beta distribution) is fitted on sellers with at least
+# `RED_PRIOR_MIN_INVOICES` entries, leaving out the highest `RED_PRIOR_TRIM` of their rates
+# (the suspects must not define what is ordinary); a seller is reported when it passes the
+# Benjamini–Hochberg procedure over all sellers tested, at the false-discovery rate
+# `RiskSettings.reversal_fdr` (default 1 %, editable on the desk).
+RED_MIN_INVOICES = 5
+RED_PRIOR_MIN_INVOICES = 30
+RED_PRIOR_TRIM = 0.01
+# Without enough history the prior is a mean rate of at least RED_PRIOR_MIN_RATE with the
+# spread of RED_PRIOR_CONCENTRATION (a + b): a campaign with no reversals yet must not make
+# every single reversal a miracle. The fitted concentration is kept within these bounds.
+RED_PRIOR_MIN_RATE = 0.005
+RED_PRIOR_CONCENTRATION = 100.0
+RED_PRIOR_CONCENTRATION_RANGE = (10.0, 2000.0)
+# Phone-pattern links: consumers whose phones share a 100-number block are linked only when the
+# block holds more of the campaign's consumers than chance allows (a Poisson count of the
+# observed density: the expected number of such blocks among all occupied ones below
+# PHONE_BLOCK_ALPHA), and at least PHONE_BLOCK_MIN.
+PHONE_BLOCK_MIN = 4
+PHONE_BLOCK_ALPHA = 0.01
+DRAWN_STATUSES = ("drawn", "published", "finalised")
 Z_SCALE = 0.6745
 WILSON_Z = 1.96
 ENTERED = (InvoiceStatus.ACCEPTED, InvoiceStatus.HELD, InvoiceStatus.REVERSED)
@@ -85,7 +126,6 @@ MERCHANT_FEATURES = (
     ("few_buyers", 0.10),
     ("round_share", 0.08),
     ("near_min_share", 0.08),
-    ("red_rate", 0.015),
     ("fast_share", 0.05),
     ("repeat_share", 0.06),
 )
@@ -95,6 +135,7 @@ CONSUMER_FEATURES = (
     ("cap_days", 1.0),
     ("near_cap_streak", 1.0),
     ("win_excess", 1.0),
+    ("draw_win_excess", 1.0),
     ("near_min_share", 0.10),
     ("fast_share", 0.10),
     ("top_seller_share", 0.10),
@@ -151,9 +192,10 @@ def _wilson(share: str, n: str) -> str:
     )
 
 
-def _explain(row: dict, features, thresholds: Thresholds):
-    """(alert?, score, explanation items) of one scored row."""
-    items = []
+def _explain(row: dict, features, thresholds: Thresholds, extra=(), decisive: bool = False):
+    """(alert?, score, explanation items) of one scored row; `extra` are items scored outside
+    the peer z-scores (calibrated tests), `decisive` that one of them alone is an alert."""
+    items = list(extra)
     for name, _floor in features:
         z = float(row[f"z_{name}"] or 0)
         if z >= thresholds.feature_z:
@@ -166,8 +208,12 @@ def _explain(row: dict, features, thresholds: Thresholds):
                 }
             )
     items.sort(key=lambda item: -item["z"])
-    strong = len(items) >= thresholds.min_features or any(
-        item["z"] >= thresholds.alert_z and item["feature"] not in NOT_ALONE for item in items
+    strong = (
+        decisive
+        or len(items) >= thresholds.min_features
+        or any(
+            item["z"] >= thresholds.alert_z and item["feature"] not in NOT_ALONE for item in items
+        )
     )
     score = round(sum(item["z"] for item in items), 2)
     return strong, score, items
@@ -194,7 +240,6 @@ def _merchant_rows(cursor, params: dict, thresholds: Thresholds) -> tuple[list[d
                avg(CASE WHEN i.total %% 10 = 0 THEN 1.0 ELSE 0.0 END) AS round_share,
                avg(CASE WHEN i.total >= %(min_total)s AND i.total < %(near_min)s
                         THEN 1.0 ELSE 0.0 END) AS near_min_share,
-               avg(CASE WHEN i.status = 'reversed' THEN 1.0 ELSE 0.0 END) AS red_rate,
                avg(CASE WHEN i.issued_at IS NOT NULL
                          AND i.submitted_at - i.issued_at <= %(fast)s
                         THEN 1.0 ELSE 0.0 END) AS fast_share
@@ -245,7 +290,7 @@ def _merchant_rows(cursor, params: dict, thresholds: Thresholds) -> tuple[list[d
         [
             *(
                 f"{f} = {_wilson(f, 'n')}"
-                for f in ("round_share", "near_min_share", "red_rate", "fast_share", "few_buyers")
+                for f in ("round_share", "near_min_share", "fast_share", "few_buyers")
             ),
             f"repeat_share = {_wilson('repeat_share', 'greatest(n_recent, 1)')}",
         ]
@@ -299,6 +344,91 @@ def _merchant_rows(cursor, params: dict, thresholds: Thresholds) -> tuple[list[d
     return rows, scored
 
 
+@dataclass(frozen=True)
+class _Reversals:
+    entries: int
+    reversed: int
+    p: float
+    z: float
+    prior_mean: float
+    reported: bool
+
+    def item(self) -> dict:
+        return {
+            "feature": "red_excess",
+            "value": round(self.reversed / self.entries, 4),
+            "peer_median": round(self.prior_mean, 4),
+            "z": round(self.z, 2),
+            "reversed": self.reversed,
+            "entries": self.entries,
+        }
+
+
+def _reversal_prior(cursor) -> tuple[float, float]:
+    """(a, b) of the Beta spread of ordinary sellers' reversal rates, by the method of moments
+    on the well-observed sellers (binomial noise of each rate taken out), the top
+    `RED_PRIOR_TRIM` of rates left out."""
+    cursor.execute(
+        """
+        WITH big AS (SELECT n, r, r::float8 / n AS rate FROM risk_r WHERE n >= %(big)s),
+        cut AS (SELECT percentile_cont(%(keep)s) WITHIN GROUP (ORDER BY rate) AS c FROM big)
+        SELECT count(*), sum(r), sum(n), avg(rate), var_pop(rate), avg(1.0 / n)
+        FROM big, cut WHERE rate <= cut.c
+        """,
+        {"big": RED_PRIOR_MIN_INVOICES, "keep": 1 - RED_PRIOR_TRIM},
+    )
+    sellers, reversed_, entries, mean_rate, var_rate, mean_inv_n = cursor.fetchone()
+    if not sellers or sellers < MIN_PEERS or not entries:
+        cursor.execute("SELECT sum(r), sum(n) FROM risk_r")
+        reversed_, entries = cursor.fetchone()
+        mu = max(RED_PRIOR_MIN_RATE, float(reversed_ or 0) / float(entries or 1))
+        return mu * RED_PRIOR_CONCENTRATION, (1 - mu) * RED_PRIOR_CONCENTRATION
+    mu = max(RED_PRIOR_MIN_RATE, float(reversed_) / float(entries))
+    spread = float(var_rate or 0) + (float(mean_rate or 0) - mu) ** 2
+    true_var = spread - mu * (1 - mu) * float(mean_inv_n or 0)
+    low, high = RED_PRIOR_CONCENTRATION_RANGE
+    concentration = mu * (1 - mu) / true_var - 1 if true_var > 0 else high
+    concentration = min(high, max(low, concentration))
+    return mu * concentration, (1 - mu) * concentration
+
+
+def _reversal_evidence(cursor, params: dict, fdr: float) -> dict[int, _Reversals]:
+    """Sellers whose entries are red-flushed after entry more often than the spread of their
+    peers' rates explains. The count of reversals among a seller's entries is tested against
+    the beta-binomial of the ordinary sellers' rates (exact, so that a small seller with three
+    reversals in eight entries and a big one with sixty in four hundred are judged each by
+    what chance gives at its size), and sellers are reported by Benjamini–Hochberg over all
+    sellers tested. Returns the sellers above the mean rate with two or more reversals."""
+    invoice = Invoice._meta.db_table
+    cursor.execute("DROP TABLE IF EXISTS risk_r")
+    cursor.execute(
+        f"""
+        CREATE TEMP TABLE risk_r ON COMMIT DROP AS
+        SELECT i.merchant_id AS id, count(*) AS n,
+               count(*) FILTER (WHERE i.status = 'reversed') AS r
+        FROM {invoice} i
+        WHERE i.campaign_id = %(campaign)s AND i.status = ANY(%(entered)s)
+          AND i.merchant_id IS NOT NULL
+          AND i.submitted_at >= %(start)s AND i.submitted_at < %(as_of)s
+        GROUP BY i.merchant_id HAVING count(*) >= %(min_n)s
+        """,  # noqa: S608
+        {**params, "min_n": RED_MIN_INVOICES},
+    )
+    tests = cursor.rowcount
+    a, b = _reversal_prior(cursor)
+    mean = a / (a + b)
+    cursor.execute("SELECT id, n, r FROM risk_r WHERE r >= 2 AND r > n * %(mean)s", {"mean": mean})
+    found: dict[int, _Reversals] = {}
+    pvalues: dict[int, float] = {}
+    for merchant_id, n, r in cursor.fetchall():
+        p = beta_binomial_sf(int(r), int(n), a, b)
+        pvalues[merchant_id] = p
+        found[merchant_id] = _Reversals(int(n), int(r), p, z_of_p(p), mean, False)
+    for merchant_id in benjamini_hochberg(pvalues, fdr, tests):
+        found[merchant_id] = replace(found[merchant_id], reported=True)
+    return found
+
+
 def _consumer_rows(cursor, params: dict, thresholds: Thresholds) -> tuple[list[dict], int]:
     invoice = Invoice._meta.db_table
     where = f"""
@@ -320,7 +450,9 @@ def _consumer_rows(cursor, params: dict, thresholds: Thresholds) -> tuple[list[d
                avg(CASE WHEN i.total %% 10 = 0 THEN 1.0 ELSE 0.0 END)::float8 AS round_share,
                0.0::float8 AS near_cap_share, 0.0::float8 AS top_seller_share,
                1 AS active_days, 0.0::float8 AS cap_days, 0.0::float8 AS near_cap_streak,
-               0.0::float8 AS win_excess, 0 AS wins, 0.0::float8 AS expected_wins
+               0.0::float8 AS win_excess, 0 AS wins, 0.0::float8 AS expected_wins,
+               0.0::float8 AS draw_win_excess, 0 AS draw_wins,
+               0.0::float8 AS draw_expected_wins
         {where}
         GROUP BY i.consumer_id
         HAVING count(*) >= %(min_n)s
@@ -395,6 +527,40 @@ def _consumer_rows(cursor, params: dict, thresholds: Thresholds) -> tuple[list[d
         """,  # noqa: S608
         {**params, "min_expected": MIN_EXPECTED_WINS},
     )
+    # Periodic draws, the same construction: in a drawn draw every ticket had the same chance,
+    # winners / tickets, so one consumer's expected wins in a draw are their tickets times the
+    # share of winning tickets among the *other* tickets of that draw (leave-one-out), summed
+    # over the draws whose entry window overlaps the model's window.
+    draw, ticket, winner = (
+        PeriodicDraw._meta.db_table,
+        DrawTicket._meta.db_table,
+        DrawWinner._meta.db_table,
+    )
+    cursor.execute(
+        f"""
+        WITH mine AS (
+            SELECT i.consumer_id, k.draw_id, count(*) AS n, count(w.id) AS w
+            FROM {draw} d
+            JOIN {ticket} k ON k.draw_id = d.id
+            JOIN {invoice} i ON i.id = k.invoice_id
+            LEFT JOIN {winner} w ON w.ticket_id = k.id
+            WHERE d.campaign_id = %(campaign)s AND d.status = ANY(%(drawn)s)
+              AND d.window_ends_at > %(start)s AND d.window_starts_at < %(as_of)s
+            GROUP BY 1, 2
+        ),
+        per_draw AS (SELECT draw_id, sum(n) AS n, sum(w) AS w FROM mine GROUP BY draw_id)
+        UPDATE risk_c c SET draw_wins = x.wins, draw_expected_wins = x.expected,
+            draw_win_excess = greatest(0.0, (x.wins - 0.5 - x.expected)
+                                            / sqrt(greatest(x.expected, %(min_expected)s)))
+        FROM (
+            SELECT m.consumer_id, sum(m.w) AS wins,
+                   sum(m.n * (d.w - m.w)::float8 / greatest(d.n - m.n, 1)) AS expected
+            FROM mine m JOIN per_draw d ON d.draw_id = m.draw_id
+            GROUP BY m.consumer_id
+        ) x WHERE x.consumer_id = c.id
+        """,  # noqa: S608
+        {**params, "min_expected": MIN_EXPECTED_WINS, "drawn": list(DRAWN_STATUSES)},
+    )
     cursor.execute(
         f"""
         UPDATE risk_c c SET top_seller_share = s.top / c.volume FROM (
@@ -426,9 +592,50 @@ def _consumer_rows(cursor, params: dict, thresholds: Thresholds) -> tuple[list[d
     return rows, scored
 
 
-def _clusters(cursor, params: dict) -> list[list[int]]:
-    """Connected components of consumers linked by a shared device or payout account."""
+def _phone_block_threshold(cursor, params: dict) -> tuple[int, float]:
+    """(consumers a phone block must hold to link them, the chance occupancy λ). Among the
+    consumers who entered in the window, blocks are occupied like a Poisson count with the
+    observed density (fitted on the occupied blocks: zero-truncated); the threshold is the
+    smallest count that fewer than PHONE_BLOCK_ALPHA of the occupied blocks reach by chance."""
+    invoice, consumer = Invoice._meta.db_table, Consumer._meta.db_table
+    cursor.execute("DROP TABLE IF EXISTS risk_pb")
+    cursor.execute(
+        f"""
+        CREATE TEMP TABLE risk_pb ON COMMIT DROP AS
+        SELECT c.id AS consumer_id, c.phone_block_index AS block
+        FROM {consumer} c
+        WHERE c.phone_block_index IS NOT NULL AND c.id IN (
+            SELECT i.consumer_id FROM {invoice} i
+            WHERE i.campaign_id = %(campaign)s
+              AND i.submitted_at >= %(start)s AND i.submitted_at < %(as_of)s)
+        """,  # noqa: S608
+        params,
+    )
+    # The density is fitted without the most crowded 1 % of blocks (the suspects must not
+    # define what is ordinary); the multiplicity is every occupied block.
+    cursor.execute(
+        """
+        WITH occ AS (SELECT block, count(*) AS k FROM risk_pb GROUP BY block),
+        cut AS (SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY k) AS c FROM occ)
+        SELECT (SELECT count(*) FROM occ), count(*), sum(k) FROM occ, cut WHERE k <= cut.c
+        """
+    )
+    blocks, kept, consumers = cursor.fetchone()
+    if not blocks or not kept:
+        return PHONE_BLOCK_MIN, 0.0
+    lam = zero_truncated_poisson_rate(float(consumers) / kept)
+    occupied = -math.expm1(-lam) if lam > 0 else 1.0
+    k = PHONE_BLOCK_MIN
+    while blocks * poisson_sf(k, lam) / occupied > PHONE_BLOCK_ALPHA:
+        k += 1
+    return k, lam
+
+
+def _clusters(cursor, params: dict) -> list[tuple[list[int], int]]:
+    """Connected components of consumers linked by a shared device, a shared payout account
+    or an improbably crowded phone block, with the largest such block in each (0: none)."""
     invoice, account = Invoice._meta.db_table, PayoutAccount._meta.db_table
+    block_min, _lam = _phone_block_threshold(cursor, params)
     cursor.execute(
         f"""
         SELECT DISTINCT i.device_hash, i.consumer_id
@@ -445,8 +652,11 @@ def _clusters(cursor, params: dict) -> list[list[int]]:
         WHERE a.account_no_index IN (
             SELECT account_no_index FROM {account} WHERE account_no_index IS NOT NULL
             GROUP BY account_no_index HAVING count(DISTINCT consumer_id) > 1)
+        UNION ALL
+        SELECT 'p:' || block, consumer_id FROM risk_pb
+        WHERE block IN (SELECT block FROM risk_pb GROUP BY block HAVING count(*) >= %(k)s)
         """,  # noqa: S608
-        params,
+        {**params, "k": block_min},
     )
     parent: dict[int, int] = {}
 
@@ -459,7 +669,12 @@ def _clusters(cursor, params: dict) -> list[list[int]]:
         return root
 
     first_of: dict[str, int] = {}
+    block_size: dict[str, int] = defaultdict(int)
+    block_of: dict[int, str] = {}
     for key, consumer_id in cursor.fetchall():
+        if key.startswith("p:"):
+            block_size[key] += 1
+            block_of[consumer_id] = key
         find(consumer_id)
         other = first_of.setdefault(key, consumer_id)
         if other != consumer_id:
@@ -469,7 +684,14 @@ def _clusters(cursor, params: dict) -> list[list[int]]:
     groups: dict[int, list[int]] = defaultdict(list)
     for node in parent:
         groups[find(node)].append(node)
-    return [sorted(members) for members in groups.values() if len(members) >= CLUSTER_MIN]
+    return [
+        (
+            sorted(members),
+            max((block_size[block_of[m]] for m in members if m in block_of), default=0),
+        )
+        for members in groups.values()
+        if len(members) >= CLUSTER_MIN
+    ]
 
 
 @dataclass
@@ -553,10 +775,27 @@ def batch_run(*, campaign: Campaign, as_of: datetime | None = None) -> BatchRun:
             )
             run.invoices = cursor.fetchone()[0]
             merchant_rows, run.merchants = _merchant_rows(cursor, params, thresholds)
+            reversals = _reversal_evidence(cursor, params, float(config.reversal_fdr))
             consumer_rows, run.consumers = _consumer_rows(cursor, params, thresholds)
             clusters = _clusters(cursor, params)
-        for row in merchant_rows:
-            strong, score, items = _explain(row, MERCHANT_FEATURES, thresholds)
+        by_merchant = {row["id"]: row for row in merchant_rows}
+        for merchant_id, evidence in reversals.items():
+            if evidence.reported or evidence.z >= thresholds.feature_z:
+                by_merchant.setdefault(merchant_id, {"id": merchant_id, "scored": False})
+        for row in by_merchant.values():
+            evidence = reversals.get(row["id"])
+            extra = (
+                [evidence.item()]
+                if evidence and (evidence.reported or evidence.z >= thresholds.feature_z)
+                else []
+            )
+            strong, score, items = _explain(
+                row,
+                MERCHANT_FEATURES if row.get("scored", True) else (),
+                thresholds,
+                extra=extra,
+                decisive=bool(evidence and evidence.reported),
+            )
             MerchantBaseline.objects.filter(merchant_id=row["id"]).update(
                 score=score, features={i["feature"]: i["z"] for i in items}
             )
@@ -582,14 +821,21 @@ def batch_run(*, campaign: Campaign, as_of: datetime | None = None) -> BatchRun:
                         consumer_id=row["id"],
                     )
                 )
-        for members in clusters:
+        for members, block in clusters:
             size = len(members)
+            explanation = [
+                {"feature": "linked_consumers", "value": size, "peer_median": 1, "z": size}
+            ]
+            if block:  # consumers in one phone block, more than chance puts there
+                explanation.append(
+                    {"feature": "shared_phone_block", "value": block, "peer_median": 1, "z": block}
+                )
             alerts.append(
                 _Alert(
                     SubjectKind.CLUSTER,
                     str(members[0]),
                     Decimal(str(round(math.log2(size) * 4, 2))),
-                    [{"feature": "linked_consumers", "value": size, "peer_median": 1, "z": size}],
+                    explanation,
                     consumer_id=members[0],
                     members=members[:200],
                 )

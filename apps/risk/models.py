@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -25,6 +27,16 @@ class RiskSettings(models.Model):
     )
     feature_z = models.DecimalField(
         _("feature z counted towards an alert"), max_digits=5, decimal_places=2, default=3.5
+    )
+    reversal_fdr = models.DecimalField(
+        _("false-discovery rate of the reversal test"),
+        max_digits=4,
+        decimal_places=3,
+        default=Decimal("0.010"),
+        help_text=_(
+            "Sellers whose reversals after entry pass the Benjamini–Hochberg procedure at this "
+            "rate become alerts (between 0.001 and 0.2)."
+        ),
     )
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 

@@ -13,6 +13,7 @@ Invariants:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
@@ -175,7 +176,16 @@ def risk_rule_update(
     return rule
 
 
-SETTINGS_FIELDS = ("hold_score", "block_score", "alert_z", "feature_z", "alert_min_features")
+SETTINGS_FIELDS = (
+    "hold_score",
+    "block_score",
+    "alert_z",
+    "feature_z",
+    "alert_min_features",
+    "reversal_fdr",
+)
+# The reversal test's false-discovery rate: 0 would silence it, large ones flood the desk.
+REVERSAL_FDR_RANGE = (Decimal("0.001"), Decimal("0.2"))
 
 
 def risk_settings_get() -> RiskSettings:
@@ -204,6 +214,9 @@ def risk_settings_update(*, actor, reason: str, **values) -> RiskSettings:
             setattr(row, name, number)
         if row.block_score <= row.hold_score:
             raise RiskError("risk.invalid_value", detail={"field": "block_score"})
+        low, high = REVERSAL_FDR_RANGE
+        if not low <= row.reversal_fdr <= high:
+            raise RiskError("risk.invalid_value", detail={"field": "reversal_fdr"})
         row.save()
         after = {f: str(getattr(row, f)) for f in SETTINGS_FIELDS}
         _config_changed("settings", before, after, reason, actor)

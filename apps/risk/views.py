@@ -52,6 +52,13 @@ class SettingsForm(forms.Form):
     feature_z = forms.DecimalField(label=_("Feature z counted"), min_value=0, max_digits=5)
     alert_z = forms.DecimalField(label=_("Alert at z"), min_value=0, max_digits=5)
     alert_min_features = forms.IntegerField(label=_("Features needed"), min_value=1)
+    reversal_fdr = forms.DecimalField(
+        label=_("Reversal test false-discovery rate"),
+        min_value=0,
+        max_digits=4,
+        decimal_places=3,
+        required=False,
+    )
     reason = forms.CharField(label=_("Reason"), max_length=300, min_length=2)
 
 

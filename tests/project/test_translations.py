@@ -100,3 +100,14 @@ def test_admin_speaks_chinese_by_default(admin_client):
     response = admin_client.get(reverse("admin:index"))
     assert response.status_code == 200
     assert "有奖发票" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_lockout_pages_of_django_axes_speak_chinese(admin_client):
+    """django-axes ships no Chinese catalogue; ours translates its strings (axes_app)."""
+    index = admin_client.get(reverse("admin:index")).content.decode()
+    assert "登录锁定" in index
+    assert "Axes" not in index
+    page = admin_client.get(reverse("admin:axes_accessattempt_changelist")).content.decode()
+    assert "登录尝试" in page
+    assert "Access attempts" not in page and "Failed Logins" not in page

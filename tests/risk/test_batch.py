@@ -16,25 +16,37 @@ from apps.risk.batch import batch_run
 from apps.risk.choices import AlertStatus
 from apps.risk.models import MerchantBaseline, RiskAlert
 from apps.risk.services import risk_alert_close
-from tests.factories.core import CampaignFactory, ConsumerFactory, MerchantFactory
+from tests.factories.core import CampaignFactory, ConsumerFactory, MerchantFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
+
+_PHONES = random.Random(17)
+_USED: set[str] = set()
+
+
+def person(phone: str | None = None):
+    """A consumer with a phone drawn at random (the factory's phones are consecutive numbers,
+    i.e. one crowded phone block), or the given one."""
+    while phone is None or phone in _USED:
+        phone = f"1{_PHONES.choice('3456789')}{_PHONES.randrange(10**9):09d}"
+    _USED.add(phone)
+    return ConsumerFactory(real_name="", phone=phone)
 
 
 class City:
     """Thirty ordinary shops and ninety ordinary shoppers over thirty days."""
 
-    def __init__(self):
+    def __init__(self, phones=None):
         self.rng = random.Random(5)
         self.now = timezone.now()
         self.campaign = CampaignFactory(cap_per_day=3)
         self.shops = [MerchantFactory(industry_code="5211") for _ in range(30)]
-        self.people = [ConsumerFactory(real_name="") for _ in range(90)]
+        self.people = [person(phone) for phone in phones or [None] * 90]
         self.rows: list[Invoice] = []
         self.seq = 0
-        for person in self.people:
+        for someone in self.people:
             for _ in range(self.rng.randint(3, 6)):
-                self.add(person, self.rng.choice(self.shops), self.rng.uniform(0.5, 29.5))
+                self.add(someone, self.rng.choice(self.shops), self.rng.uniform(0.5, 29.5))
 
     def add(self, consumer, merchant, days_ago, *, total=None, fast=False, status="accepted"):
         at = self.now - timedelta(days=days_ago)
@@ -92,7 +104,7 @@ def test_an_ordinary_city_raises_no_alert(city):
 
 def test_a_shell_seller_is_explained_by_volume_few_buyers_and_round_amounts(city):
     shell = MerchantFactory(industry_code="5211")
-    ring = [ConsumerFactory(real_name="") for _ in range(4)]
+    ring = [person() for _ in range(4)]
     for i in range(60):
         city.add(ring[i % 4], shell, (i % 5) + 0.2, total=Decimal("200.00"))
     city.run()
@@ -110,7 +122,7 @@ def test_a_seller_whose_invoices_are_reversed_after_entry(city):
     for i in range(20):
         city.add(city.people[i], shop, i + 1, status="reversed" if i % 3 == 0 else "accepted")
     city.run()
-    assert "red_rate" in features(city.alert_for(merchant=shop))
+    assert "red_excess" in features(city.alert_for(merchant=shop))
 
 
 def test_a_seller_whose_invoices_are_all_entered_at_the_till_just_above_the_minimum(city):
@@ -130,7 +142,7 @@ def test_a_busy_but_ordinary_seller_is_not_an_anomaly(city):
 
 
 def test_a_consumer_near_the_cap_every_day(city):
-    bulk = ConsumerFactory(real_name="")
+    bulk = person()
     for day in range(7):
         for k in range(3):
             city.add(bulk, city.shops[(day * 3 + k) % 30], day + 1 + k * 0.01)
@@ -142,7 +154,7 @@ def test_a_surge_carried_by_a_few_repeat_buyers(city):
     shop = MerchantFactory(industry_code="5211")
     for i in range(25):  # an ordinary month: about one customer a day
         city.add(city.people[i], shop, 8 + i * 0.85)
-    ring = [ConsumerFactory(real_name="") for _ in range(5)]
+    ring = [person() for _ in range(5)]
     for i in range(45):  # then, in five days, 45 sales entered by the same five hands
         city.add(ring[i % 5], shop, (i % 5) + 0.3 + i * 0.001)
     city.run()
@@ -174,7 +186,7 @@ def _china_noon_days_ago(city, day: int) -> float:
 
 
 def test_a_run_of_days_at_the_cap(city):
-    bulk = ConsumerFactory(real_name="")
+    bulk = person()
     for day in range(8):
         for k in range(3 if day % 3 else 2):
             city.add(bulk, city.shops[(day * 3 + k) % 30], _china_noon_days_ago(city, day) - k / 48)
@@ -186,7 +198,7 @@ def test_a_run_of_days_at_the_cap(city):
 
 
 def test_a_heavy_shopper_who_spreads_purchases_over_the_month_is_not_bulk(city):
-    heavy = ConsumerFactory(real_name="")
+    heavy = person()
     for day in range(20):
         city.add(heavy, city.shops[day % 30], _china_noon_days_ago(city, day))
     for day in (21, 23, 25):  # a few busy days are ordinary
@@ -215,7 +227,7 @@ def _draw_everything(city, lucky: dict) -> None:
 
 
 def test_a_consumer_who_wins_far_more_often_than_chance(city):
-    lucky = ConsumerFactory(real_name="")
+    lucky = person()
     for day in range(8):
         city.add(lucky, city.shops[day], day + 1.5)
     _draw_everything(city, {lucky.pk: 6})
@@ -237,7 +249,7 @@ def test_one_lucky_win_is_not_above_chance(city):
 
 
 def test_a_cashier_entering_their_own_shops_invoices_within_seconds(city):
-    cashier = ConsumerFactory(real_name="")
+    cashier = person()
     for day in range(10):
         city.add(cashier, city.shops[0], day + 1, fast=True)
     city.run()
@@ -245,9 +257,9 @@ def test_a_cashier_entering_their_own_shops_invoices_within_seconds(city):
 
 
 def test_consumers_linked_by_one_device_form_a_cluster(city):
-    farm = [ConsumerFactory(real_name="") for _ in range(5)]
-    for person in farm:
-        city.add(person, city.shops[1], 2)
+    farm = [person() for _ in range(5)]
+    for member in farm:
+        city.add(member, city.shops[1], 2)
     city.save()
     Invoice.objects.filter(consumer__in=farm).update(device_hash="d" * 64)
     family = city.people[:2]
@@ -269,3 +281,172 @@ def test_a_new_run_refreshes_the_open_alert_and_a_closed_one_is_raised_again(cit
     city.run()
     assert RiskAlert.objects.filter(merchant=shop).count() == 2
     assert RiskAlert.objects.filter(merchant=shop, status="open").count() == 1
+
+
+# --- reversals after entry (red_excess) ------------------------------------------------------
+
+
+def test_a_small_seller_with_half_its_entries_reversed(city):
+    """Eight entries are below the peer features' minimum, but four reversals in eight are far
+    beyond what ordinary sellers' reversal rates give at that size."""
+    shop = MerchantFactory(industry_code="5211")
+    for i in range(8):
+        city.add(city.people[i], shop, i + 1, status="reversed" if i % 2 else "accepted")
+    city.run()
+    alert = city.alert_for(merchant=shop)
+    assert alert is not None
+    item = next(f for f in alert.features if f["feature"] == "red_excess")
+    assert item["reversed"] == 4 and item["entries"] == 8 and item["z"] >= 3.5
+
+
+def test_ordinary_reversals_are_not_an_anomaly(city):
+    """A busy shop with a few returns (3 of 60) and a small one with a single return."""
+    busy, small = MerchantFactory(industry_code="5211"), MerchantFactory(industry_code="5211")
+    for i in range(60):
+        city.add(
+            city.people[i], busy, (i % 28) + 1, status="reversed" if i % 20 == 0 else "accepted"
+        )
+    for i in range(6):
+        city.add(city.people[60 + i], small, i + 1, status="reversed" if i == 0 else "accepted")
+    city.run()
+    assert city.alert_for(merchant=busy) is None and city.alert_for(merchant=small) is None
+    assert not [a for a in RiskAlert.objects.all() if "red_excess" in features(a)]
+
+
+# --- periodic draws: wins vs chance (draw_win_excess) ----------------------------------------
+
+
+def _periodic_draw(city, lucky: dict, *, status="drawn", chance=0.02, days=30):
+    """One periodic draw over the month: a ticket for every entry; the consumers in `lucky`
+    win with their first `lucky[consumer]` tickets, everybody else at `chance`."""
+    from apps.draws.models import DrawTicket, DrawTier, DrawWinner, PeriodicDraw
+
+    city.save()
+    draw = PeriodicDraw.objects.create(
+        code=f"RISK-{uuid.uuid4().hex[:8]}",
+        name="test",
+        campaign=city.campaign,
+        window_starts_at=city.now - timedelta(days=days),
+        window_ends_at=city.now - timedelta(hours=1),
+        cutoff_at=city.now - timedelta(minutes=30),
+        status="committed",  # tickets and tiers can be written until the freeze
+        seed_commitment="c" * 64,
+        randomness_source="福彩3D",
+    )
+    tier = DrawTier.objects.create(draw=draw, rank=1, name="一等奖", amount=Decimal("50"), count=1)
+    entries = Invoice.objects.filter(campaign=city.campaign).order_by("submitted_at", "pk")
+    tickets = DrawTicket.objects.bulk_create(
+        DrawTicket(
+            draw=draw,
+            ticket_no=n,
+            invoice=invoice,
+            entry_ref=f"e{n}",
+            holder_ref=f"h{invoice.consumer_id}",
+            eligible_at=invoice.submitted_at,
+        )
+        for n, invoice in enumerate(entries, start=1)
+    )
+    left, winners = dict(lucky), []
+    for ticket in tickets:
+        consumer = ticket.invoice.consumer_id
+        if consumer in left:
+            won = left[consumer] > 0
+            left[consumer] -= 1
+        else:
+            won = city.rng.random() < chance
+        if won:
+            slot = len(winners) + 1
+            winners.append(
+                DrawWinner(
+                    draw=draw,
+                    tier=tier,
+                    rank=1,
+                    slot=slot,
+                    ticket=ticket,
+                    ticket_no=ticket.ticket_no,
+                    counter=slot,
+                )
+            )
+    PeriodicDraw.objects.filter(pk=draw.pk).update(
+        status=status,
+        ticket_count=len(tickets),
+        tickets_digest="d" * 64,
+        public_randomness="4 7 1",
+        started_by=UserFactory(),
+        confirmed_by=UserFactory(),
+    )
+    DrawWinner.objects.bulk_create(winners)
+    return draw
+
+
+def test_a_consumer_who_wins_the_periodic_draw_far_more_often_than_chance(city):
+    lucky = person()
+    for day in range(8):
+        city.add(lucky, city.shops[day], day + 1.5)
+    _periodic_draw(city, {lucky.pk: 6})
+    city.run()
+    alert = city.alert_for(consumer=lucky)
+    assert alert is not None
+    item = next(f for f in alert.features if f["feature"] == "draw_win_excess")
+    # 6 wins where 8 tickets × ~2 % ≈ 0.16 were expected (floor 0.25): (6 − ½ − 0.16) / ½.
+    assert item["value"] > 10 and item["z"] >= 6
+
+
+def test_one_periodic_win_and_undrawn_draws_are_not_above_chance(city):
+    _periodic_draw(city, {city.people[0].pk: 1})
+    lucky = person()
+    for day in range(8):
+        city.add(lucky, city.shops[day], day + 1.5)
+    # Winners of a draw that was cancelled before confirmation do not count.
+    _periodic_draw(city, {lucky.pk: 6}, status="cancelled", days=29)
+    city.run()
+    assert not [a for a in RiskAlert.objects.all() if "draw_win_excess" in features(a)]
+
+
+# --- phone-pattern links ----------------------------------------------------------------------
+
+
+def test_consumers_crowding_one_phone_block_form_a_cluster(city):
+    """Five SIMs of one 100-number block, no shared device or account: in a city where
+    numbers are scattered, that is far more than chance puts in one block."""
+    farm = [person(f"1391234560{k}") for k in range(5)]
+    for k, member in enumerate(farm):
+        city.add(member, city.shops[k], 2 + k)
+    city.run()
+    (cluster,) = RiskAlert.objects.filter(subject_kind="cluster")
+    assert sorted(cluster.members) == sorted(p.pk for p in farm)
+    assert {"linked_consumers", "shared_phone_block"} <= features(cluster)
+
+
+def test_a_family_with_adjacent_numbers_is_not_a_phone_link(city):
+    family = [person(f"1375550000{k}") for k in range(3)]  # a family plan: 3 in one block
+    for k, member in enumerate(family):
+        city.add(member, city.shops[k], 2 + k)
+    city.run()
+    assert not RiskAlert.objects.filter(subject_kind="cluster").exists()
+
+
+def test_where_blocks_are_crowded_anyway_five_in_one_is_ordinary(db):
+    """A city whose participants' numbers crowd into few blocks (about three in each): five in
+    one block is what chance gives there, not a farm."""
+    city = City(phones=[f"13866{b:04d}{k:02d}" for b in range(30) for k in range(3)])
+    farm = [person(f"1391234560{k}") for k in range(5)]
+    for k, member in enumerate(farm):
+        city.add(member, city.shops[k], 2 + k)
+    city.run()
+    assert not RiskAlert.objects.filter(subject_kind="cluster").exists()
+
+
+def test_the_reversal_test_reports_more_at_a_higher_false_discovery_rate(city):
+    """Two reversals in five entries is weak evidence: not reported at the default 1 %, but an
+    analyst who accepts 20 % false reports gets it."""
+    from apps.risk.services import risk_settings_update
+
+    shop = MerchantFactory(industry_code="5211")
+    for i in range(5):
+        city.add(city.people[i], shop, i + 1, status="reversed" if i < 2 else "accepted")
+    city.run()
+    assert city.alert_for(merchant=shop) is None
+    risk_settings_update(reversal_fdr="0.2", actor=None, reason="broad sweep")
+    city.run()
+    assert "red_excess" in features(city.alert_for(merchant=shop))

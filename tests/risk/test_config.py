@@ -82,3 +82,16 @@ def test_decision_scores_move_hold_and_block(consumer, merchant, assess, past):
 def test_block_must_stay_above_hold():
     with pytest.raises(RiskError):
         risk_settings_update(hold_score=100, block_score=90, actor=None, reason="oops")
+
+
+def test_the_reversal_test_rate_is_a_setting_with_history_and_bounds():
+    row = risk_settings_update(reversal_fdr="0.05", actor=None, reason="more reversal alerts")
+    row.refresh_from_db()
+    assert str(row.reversal_fdr) == "0.050"
+    change = RiskConfigChange.objects.get(target="settings")
+    assert change.before["reversal_fdr"] == "0.010" and change.after["reversal_fdr"] == "0.05"
+    for bad in ("0", "0.5", "-0.01", "lots"):
+        with pytest.raises(RiskError) as info:
+            risk_settings_update(reversal_fdr=bad, actor=None, reason="out of range")
+        assert info.value.code == "risk.invalid_value"
+    assert RiskConfigChange.objects.filter(target="settings").count() == 1

@@ -166,3 +166,24 @@ def test_the_reviewer_cannot_change_rules(client):
         {"code": "split_purchase", "weight": "0", "params": "{}", "reason": "off"},
     )
     assert response.status_code == 403 and not RiskConfigChange.objects.exists()
+
+
+def test_the_analyst_changes_the_reversal_test_rate_on_the_config_page(client):
+    from apps.risk.models import RiskSettings
+
+    sign_in_staff(client, staff("风控专员"))
+    page = client.get(reverse("risk:config")).content.decode()
+    assert 'name="reversal_fdr"' in page
+    values = {
+        "hold_score": "50",
+        "block_score": "150",
+        "feature_z": "3.5",
+        "alert_z": "6",
+        "alert_min_features": "2",
+        "reversal_fdr": "0.05",
+        "reason": "更宽的红冲筛查",
+    }
+    client.post(reverse("risk:config"), values)
+    assert str(RiskSettings.objects.get().reversal_fdr) == "0.050"
+    client.post(reverse("risk:config"), {**values, "reversal_fdr": "0.9", "reason": "太宽"})
+    assert str(RiskSettings.objects.get().reversal_fdr) == "0.050"  # refused: out of range

@@ -46,6 +46,7 @@ CONSUMER_FEATURE_PATTERN = {
     "cap_days": "bulk_repeat",
     "near_cap_streak": "bulk_repeat",
     "win_excess": "bulk_repeat",
+    "draw_win_excess": "bulk_repeat",
     "near_min_share": "split_purchase",
     "fast_share": "insider",
     "top_seller_share": "insider",
@@ -56,7 +57,7 @@ MERCHANT_FEATURE_PATTERN = {
     "few_buyers": "shell_seller",
     "round_share": "shell_seller",
     "near_min_share": "split_purchase",
-    "red_rate": "claim_reverse",
+    "red_excess": "claim_reverse",
     "fast_share": "insider",
     "repeat_share": "seller_surge",
 }

@@ -9,9 +9,16 @@ that join the campaign late, heavy shoppers who reach the monthly cap, families 
 phone, people who scan the QR code at the till, a bump of purchases topped up to just above the
 minimum, a background of red-flushed invoices.
 
+Consumers have mobile numbers from the city's number blocks (at a randomised density: how
+many participants an ordinary 100-number block holds), family members sometimes on adjacent
+numbers of a family plan, identity farms sometimes on SIMs bought together (consecutive
+numbers). Phones and payout account numbers (bank cards with real issuer prefixes and Luhn
+check digits) are stored the way the real models store them: encrypted and bound to their row,
+with their keyed blind indexes (`phone_index`, `phone_block_index`, `account_no_index`).
+
 Rows are written with `COPY` (users, consumers, merchants, payout accounts, invoices); labels
-are returned in memory. Consumers are unverified shells without personal data, and payout
-accounts carry a placeholder ciphertext: the data set exercises risk control only.
+are returned in memory. Consumers are otherwise unverified shells (no name or ID number): the
+data set exercises risk control only.
 """
 
 from __future__ import annotations
@@ -31,7 +38,9 @@ from zoneinfo import ZoneInfo
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from apps.accounts.models import Consumer, User
+from apps.accounts.models import Consumer, User, phone_block
+from apps.common import crypto
+from apps.common.pii import normalize_for_index
 from apps.invoices.models import Campaign, Invoice
 from apps.merchants.models import Merchant
 from apps.merchants.validators import USCC_ALPHABET, uscc_check_character
@@ -54,6 +63,63 @@ INDUSTRIES = {
     "8910": (0.04, 0.35),
     "8010": (0.08, 0.20),
 }
+# Mobile number prefixes of the three carriers (the first three digits).
+CARRIER_PREFIXES = [
+    "134",
+    "135",
+    "136",
+    "137",
+    "138",
+    "139",
+    "147",
+    "150",
+    "151",
+    "152",
+    "157",
+    "158",
+    "159",
+    "172",
+    "178",
+    "182",
+    "183",
+    "184",
+    "187",
+    "188",
+    "198",
+    "130",
+    "131",
+    "132",
+    "145",
+    "155",
+    "156",
+    "166",
+    "175",
+    "176",
+    "185",
+    "186",
+    "196",
+    "133",
+    "149",
+    "153",
+    "173",
+    "177",
+    "180",
+    "181",
+    "189",
+    "190",
+    "199",
+]
+# Bank card issuer prefixes (BIN), the card length and the bank's name.
+CARD_ISSUERS = (
+    ("622202", 19, "中国工商银行"),
+    ("621700", 19, "中国建设银行"),
+    ("622848", 19, "中国农业银行"),
+    ("621661", 19, "中国银行"),
+    ("622262", 19, "交通银行"),
+    ("622588", 16, "招商银行"),
+    ("621799", 19, "中国邮政储蓄银行"),
+    ("622909", 18, "兴业银行"),
+)
 SCENARIOS = (
     "split_purchase",
     "insider",
@@ -210,7 +276,10 @@ class _Gen:
         self.n_consumers = max(400, n_invoices // 4)
         self.n_merchants = max(200, n_invoices // 50)
         self.devices: dict[int, str] = {}
-        self.accounts: list[tuple[int, str]] = []
+        self.phones: dict[int, str] = {}
+        self.used_phones: set[str] = set()
+        # (consumer, card number, bank)
+        self.accounts: list[tuple[int, str, str]] = []
         self.next_consumer = 0
         self.next_merchant = 0
 
@@ -236,29 +305,57 @@ class _Gen:
         self.c_fav = [[self.pick_merchant() for _ in range(3)] for _ in range(self.n_consumers)]
         self.c_cum = list(_cumulative(self.c_act))
         self.next_consumer = self.n_consumers
+        # The city's number blocks: how many participants an ordinary 100-number block holds
+        # varies between cities (how many numbers the city has per participant).
+        density = rng.uniform(0.3, 3.0)
+        self.blocks = [
+            rng.choice(CARRIER_PREFIXES) + f"{rng.randrange(10**6):06d}"
+            for _ in range(max(50, int(self.n_consumers / density)))
+        ]
         for c in range(self.n_consumers):
             self.devices[c] = self.device_id()
+            self.phones[c] = self.phone()
+        family_plan = rng.uniform(0.1, 0.5)
         for c in range(0, self.n_consumers - 1, 2):
-            if rng.random() < 0.06:  # a family sharing one phone
+            if rng.random() < 0.06:  # a family sharing one phone (the device)
                 self.devices[c + 1] = self.devices[c]
+                if rng.random() < family_plan:  # ... with numbers of one family plan
+                    self.phones[c + 1] = self.phone(block=self.phones[c][:9])
         for c in range(self.n_consumers):
             if rng.random() < 0.3:
-                self.accounts.append((c, self.account_id()))
+                self.accounts.append((c, *self.card()))
 
     def device_id(self) -> str:
         return hashlib.sha256(f"device-{self.rng.random()}".encode()).hexdigest()
 
-    def account_id(self) -> str:
-        return hashlib.sha256(f"account-{self.rng.random()}".encode()).hexdigest()
+    def phone(self, *, block: str | None = None, number: str | None = None) -> str:
+        """A new unique mobile number: `number` if free, else in `block`, else anywhere in
+        the city's blocks."""
+        rng = self.rng
+        for _ in range(1000):
+            if number is None:
+                number = (block or rng.choice(self.blocks)) + f"{rng.randrange(100):02d}"
+            if number not in self.used_phones:
+                self.used_phones.add(number)
+                return number
+            number = None
+        raise RuntimeError("no free phone number in the block")
+
+    def card(self) -> tuple[str, str]:
+        """A bank card number (issuer prefix, random account digits, Luhn check digit)."""
+        prefix, length, bank = self.rng.choice(CARD_ISSUERS)
+        body = prefix + "".join(str(self.rng.randrange(10)) for _ in range(length - 7))
+        return body + _luhn_digit(body), bank
 
     def pick_merchant(self) -> int:
         return _pick(self.rng, self.m_cum)
 
-    def new_consumer(self, fast: float = 0.02) -> int:
+    def new_consumer(self, fast: float = 0.02, phone: str | None = None) -> int:
         c = self.next_consumer
         self.next_consumer += 1
         self.c_fast.append(fast)
         self.devices[c] = self.device_id()
+        self.phones[c] = self.phone(number=phone)
         return c
 
     def new_merchant(self, code: str, first: datetime, round_share: float) -> int:
@@ -378,13 +475,17 @@ class _Gen:
         size = rng.randint(4, 12)
         share_device = rng.random() < 0.7
         share_account = (not share_device) or rng.random() < 0.5
-        device, account = self.device_id(), self.account_id()
+        device, account = self.device_id(), self.card()
+        # Sometimes SIMs bought together: consecutive numbers (small gaps) from one start.
+        sims = rng.random() < 0.5
+        number = int(rng.choice(self.blocks) + f"{rng.randrange(100):02d}")
         first = replay_from - timedelta(days=rng.randint(1, 10))
         for _ in range(size):
-            c = self.new_consumer()
+            c = self.new_consumer(phone=str(number) if sims else None)
+            number += rng.randint(1, 3)
             inst.consumers.add(c)
             if share_account:
-                self.accounts.append((c, account))
+                self.accounts.append((c, *account))
             n = rng.randint(1, 3)
             for k in range(n):
                 at = self.moment(replay_from if k == n - 1 else first)
@@ -469,6 +570,17 @@ class _Gen:
                 at = self.moment(not_before)
                 if self.add(c, m, at, self.amount(m), delay=self.delay(self.c_fast[c])):
                     break
+
+
+def _luhn_digit(body: str) -> str:
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            d -= 9 if d > 9 else 0
+        total += d
+    return str((10 - total % 10) % 10)
 
 
 def _cumulative(weights):
@@ -561,6 +673,25 @@ def _write(gen: _Gen, campaign: Campaign) -> None:
         users = dict(
             User.objects.filter(username__startswith=USER_PREFIX).values_list("username", "pk")
         )
+        table, column = Consumer._meta.db_table, Consumer._meta.get_field("phone").column
+
+        def consumers():
+            for c in range(gen.next_consumer):
+                public_id, phone = uuid.uuid4(), gen.phones[c]
+                yield (
+                    users[f"{USER_PREFIX}{c}"],
+                    public_id,
+                    "",
+                    "",
+                    crypto.encrypt(phone, crypto.associated_data(table, column, public_id)),
+                    crypto.blind_index("phone", normalize_for_index("phone", phone)),
+                    crypto.blind_index("phone_block", phone_block(phone)),
+                    "unverified",
+                    "active",
+                    gen.start,
+                    gen.start,
+                )
+
         _copy(
             Consumer,
             [
@@ -569,25 +700,14 @@ def _write(gen: _Gen, campaign: Campaign) -> None:
                 "real_name",
                 "id_number",
                 "phone",
+                "phone_index",
+                "phone_block_index",
                 "verification_status",
                 "status",
                 "created_at",
                 "updated_at",
             ],
-            (
-                (
-                    users[f"{USER_PREFIX}{c}"],
-                    uuid.uuid4(),
-                    "",
-                    "",
-                    "",
-                    "unverified",
-                    "active",
-                    gen.start,
-                    gen.start,
-                )
-                for c in range(gen.next_consumer)
-            ),
+            consumers(),
         )
         by_user = dict(
             Consumer.objects.filter(user__username__startswith=USER_PREFIX).values_list(
@@ -628,6 +748,27 @@ def _write(gen: _Gen, campaign: Campaign) -> None:
         )
         gen.merchant_ids = [by_name[f"{MERCHANT_PREFIX}{m}"] for m in range(gen.next_merchant)]
         usccs = [_uscc(900_000_000 + m) for m in range(gen.next_merchant)]
+        table = PayoutAccount._meta.db_table
+        column = PayoutAccount._meta.get_field("account_no").column
+
+        def accounts():
+            for c, number, bank in gen.accounts:
+                public_id = uuid.uuid4()
+                yield (
+                    public_id,
+                    gen.consumer_ids[c],
+                    "bank_card",
+                    crypto.encrypt(number, crypto.associated_data(table, column, public_id)),
+                    crypto.blind_index("account", normalize_for_index("account", number)),
+                    number[-4:],
+                    bank,
+                    "verified",
+                    "match",
+                    gen.start,
+                    gen.start,
+                    gen.start,
+                )
+
         _copy(
             PayoutAccount,
             [
@@ -640,25 +781,11 @@ def _write(gen: _Gen, campaign: Campaign) -> None:
                 "bank_name",
                 "status",
                 "check_code",
+                "verified_at",
                 "created_at",
                 "updated_at",
             ],
-            (
-                (
-                    uuid.uuid4(),
-                    gen.consumer_ids[c],
-                    "bank_card",
-                    "synthetic",
-                    index,
-                    "0000",
-                    "",
-                    "verified",
-                    "",
-                    gen.start,
-                    gen.start,
-                )
-                for c, index in gen.accounts
-            ),
+            accounts(),
         )
         gen.rows.sort(key=lambda row: row[2])
 
