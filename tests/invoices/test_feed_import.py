@@ -398,6 +398,27 @@ def test_a_number_that_landed_meanwhile_is_settled_row_by_row(monkeypatch):
 
 
 @pytest.mark.postgres
+def test_rows_land_in_number_order_and_first_wins_across_the_sort_key():
+    """The ranking sorts on two integers (the first 18 digits, the last two): a scattered file
+    lands in number order (the registry's ids follow the numbers), numbers that share their
+    first 18 digits stay apart, and a repeated number is still reported against its first
+    line. A feed without red invoices skips the red step's scan and counts no reds."""
+    order = [199, 101, 200, 100, 150, 101, 299]  # 101 twice: lines 3 and 7
+    result = run(feed_bytes(*(row(n(i), total=f"{i}.00") for i in order)))
+    assert result.status == FeedImportStatus.DONE, result.error_message
+    assert (result.inserted, result.red_applied, result.error_rows) == (6, 0, 1)
+    assert errors_of(result) == [(7, "number", "feed.duplicate_number")]
+    landed = list(TaxInvoiceRecord.objects.order_by("id").values_list("number", "total"))
+    assert [number for number, _total in landed] == sorted({n(i) for i in order})
+    assert dict(landed)[n(101)] == Decimal("101.00")
+    from django.conf import settings
+
+    message = FeedImportError.objects.get(feed_import=result).message
+    with translation.override(settings.LANGUAGE_CODE):
+        assert message == feed.error_message("feed.duplicate_number", {"first_line": 3})
+
+
+@pytest.mark.postgres
 def test_staging_tables_are_dropped():
     run(BAD_FEED)
     with connection.cursor() as cursor:
