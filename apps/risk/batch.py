@@ -25,7 +25,9 @@ invoices entered on days at or one below the daily cap), `cap_days` (days at the
 `fast_share`, `top_seller_share` (share at their most used seller), `round_share`,
 `win_excess` (instant wins above what the day's odds predict: a one-sided Poisson z),
 `draw_win_excess` (the same for the periodic draws: winners / tickets of each drawn draw is
-the chance of one ticket).
+the chance of one ticket), `red_excess` (the consumer's entries red-flushed after entry —
+claim, then return the goods — the sellers' calibrated test with a prior fitted on consumers,
+see `CONSUMER_RED_MIN_INVOICES`; scored from that many entries on).
 
 Shares are taken at the lower bound of their 95 % Wilson interval, so a share seen on a handful
 of invoices weighs less than the same share seen on hundreds. Each feature's robust
@@ -36,7 +38,7 @@ except the `NOT_ALONE` features (volume), which need company.
 Reversals (`red_excess`) are not a peer z-score but a calibrated test: each seller's count of
 reversed entries against the beta-binomial of ordinary sellers' rates; the sellers passing
 Benjamini–Hochberg at `RiskSettings.reversal_fdr` are alerts on their own, a z of
-`feature_z` or more counts as one feature towards `alert_min_features`.
+`feature_z` or more counts as one feature towards `alert_min_features`; the same for consumers.
 Clusters: consumers linked by a shared device or payout account, or by a phone block (the
 keyed blind index of the number's first nine digits) holding more of the campaign's consumers
 than chance allows (union-find over the edges); a component of `CLUSTER_MIN` or more consumers
@@ -72,6 +74,7 @@ from .services import risk_settings_get
 from .stats import (
     benjamini_hochberg,
     beta_binomial_sf,
+    fit_censored_beta,
     poisson_sf,
     z_of_p,
     zero_truncated_poisson_rate,
@@ -108,6 +111,17 @@ RED_PRIOR_TRIM = 0.01
 RED_PRIOR_MIN_RATE = 0.005
 RED_PRIOR_CONCENTRATION = 100.0
 RED_PRIOR_CONCENTRATION_RANGE = (10.0, 2000.0)
+# Reversals after entry per consumer (the consumer's `red_excess`): a claim-and-return
+# operation buys, enters the invoice, returns the goods and the invoice is red-flushed. Consumers
+# with at least `CONSUMER_RED_MIN_INVOICES` entries are tested against the beta-binomial of
+# ordinary consumers' reversal rates. Consumers enter a few invoices each (a monthly cap), too
+# few to estimate each one's rate, so the Beta spread is fitted by maximum likelihood on the
+# counts of consumers with 0, 1 and 2-or-more reversals at each number of entries (censored at
+# two: the suspects, all in the last class, cannot pull the tail of what is ordinary towards
+# themselves); with fewer than `RED_PRIOR_MIN_REVERSALS` reversals among the fitting consumers
+# the fallback prior above is used.
+CONSUMER_RED_MIN_INVOICES = 4
+RED_PRIOR_MIN_REVERSALS = 20
 # Phone-pattern links: consumers whose phones share a 100-number block are linked only when the
 # block holds more of the campaign's consumers than chance allows (a Poisson count of the
 # observed density: the expected number of such blocks among all occupied ones below
@@ -354,6 +368,8 @@ class _Reversals:
     reported: bool
 
     def item(self) -> dict:
+        """The explanation shown on the desk: reversed entries among entries, the rate that
+        ordinary peers show (`peer_median`: the prior's mean) and the z of the exact tail."""
         return {
             "feature": "red_excess",
             "value": round(self.reversed / self.entries, 4),
@@ -426,6 +442,65 @@ def _reversal_evidence(cursor, params: dict, fdr: float) -> dict[int, _Reversals
         found[merchant_id] = _Reversals(int(n), int(r), p, z_of_p(p), mean, False)
     for merchant_id in benjamini_hochberg(pvalues, fdr, tests):
         found[merchant_id] = replace(found[merchant_id], reported=True)
+    return found
+
+
+def _consumer_reversal_prior(cursor) -> tuple[float, float]:
+    """(a, b) of the Beta spread of ordinary consumers' reversal rates (see
+    `CONSUMER_RED_MIN_INVOICES`)."""
+    cursor.execute(
+        """
+        SELECT n, count(*) FILTER (WHERE r = 0), count(*) FILTER (WHERE r = 1),
+               count(*) FILTER (WHERE r >= 2), sum(r)
+        FROM risk_cr GROUP BY n ORDER BY n
+        """
+    )
+    rows = cursor.fetchall()
+    subjects = sum(k0 + k1 + k2 for _n, k0, k1, k2, _r in rows)
+    reversed_ = sum(int(r) for *_rest, r in rows)
+    entries = sum(int(n) * (k0 + k1 + k2) for n, k0, k1, k2, _r in rows)
+    if subjects < MIN_PEERS or reversed_ < RED_PRIOR_MIN_REVERSALS:
+        mu = max(RED_PRIOR_MIN_RATE, reversed_ / max(entries, 1))
+        return mu * RED_PRIOR_CONCENTRATION, (1 - mu) * RED_PRIOR_CONCENTRATION
+    mu, conc = fit_censored_beta(
+        [(int(n), k0, k1, k2) for n, k0, k1, k2, _r in rows], RED_PRIOR_CONCENTRATION_RANGE
+    )
+    mu = max(RED_PRIOR_MIN_RATE, mu)
+    return mu * conc, (1 - mu) * conc
+
+
+def _consumer_reversal_evidence(cursor, params: dict, fdr: float) -> dict[int, _Reversals]:
+    """Consumers whose entries are red-flushed after entry more often than ordinary consumers'
+    spread of return rates explains at their number of entries — claim, then return the goods.
+    The same construction as the sellers' `red_excess`: an exact beta-binomial tail per
+    consumer, Benjamini–Hochberg over all consumers tested at `RiskSettings.reversal_fdr`.
+    Returns the consumers above the mean rate with two or more reversals."""
+    invoice = Invoice._meta.db_table
+    cursor.execute("DROP TABLE IF EXISTS risk_cr")
+    cursor.execute(
+        f"""
+        CREATE TEMP TABLE risk_cr ON COMMIT DROP AS
+        SELECT i.consumer_id AS id, count(*) AS n,
+               count(*) FILTER (WHERE i.status = 'reversed') AS r
+        FROM {invoice} i
+        WHERE i.campaign_id = %(campaign)s AND i.status = ANY(%(entered)s)
+          AND i.submitted_at >= %(start)s AND i.submitted_at < %(as_of)s
+        GROUP BY i.consumer_id HAVING count(*) >= %(min_n)s
+        """,  # noqa: S608
+        {**params, "min_n": CONSUMER_RED_MIN_INVOICES},
+    )
+    tests = cursor.rowcount
+    a, b = _consumer_reversal_prior(cursor)
+    mean = a / (a + b)
+    cursor.execute("SELECT id, n, r FROM risk_cr WHERE r >= 2 AND r > n * %(mean)s", {"mean": mean})
+    found: dict[int, _Reversals] = {}
+    pvalues: dict[int, float] = {}
+    for consumer_id, n, r in cursor.fetchall():
+        p = beta_binomial_sf(int(r), int(n), a, b)
+        pvalues[consumer_id] = p
+        found[consumer_id] = _Reversals(int(n), int(r), p, z_of_p(p), mean, False)
+    for consumer_id in benjamini_hochberg(pvalues, fdr, tests):
+        found[consumer_id] = replace(found[consumer_id], reported=True)
     return found
 
 
@@ -777,6 +852,7 @@ def batch_run(*, campaign: Campaign, as_of: datetime | None = None) -> BatchRun:
             merchant_rows, run.merchants = _merchant_rows(cursor, params, thresholds)
             reversals = _reversal_evidence(cursor, params, float(config.reversal_fdr))
             consumer_rows, run.consumers = _consumer_rows(cursor, params, thresholds)
+            claims = _consumer_reversal_evidence(cursor, params, float(config.reversal_fdr))
             clusters = _clusters(cursor, params)
         by_merchant = {row["id"]: row for row in merchant_rows}
         for merchant_id, evidence in reversals.items():
@@ -809,8 +885,24 @@ def batch_run(*, campaign: Campaign, as_of: datetime | None = None) -> BatchRun:
                         merchant_id=row["id"],
                     )
                 )
-        for row in consumer_rows:
-            strong, score, items = _explain(row, CONSUMER_FEATURES, thresholds)
+        by_consumer = {row["id"]: row for row in consumer_rows}
+        for consumer_id, evidence in claims.items():
+            if evidence.reported or evidence.z >= thresholds.feature_z:
+                by_consumer.setdefault(consumer_id, {"id": consumer_id, "scored": False})
+        for row in by_consumer.values():
+            evidence = claims.get(row["id"])
+            extra = (
+                [evidence.item()]
+                if evidence and (evidence.reported or evidence.z >= thresholds.feature_z)
+                else []
+            )
+            strong, score, items = _explain(
+                row,
+                CONSUMER_FEATURES if row.get("scored", True) else (),
+                thresholds,
+                extra=extra,
+                decisive=bool(evidence and evidence.reported),
+            )
             if strong:
                 alerts.append(
                     _Alert(

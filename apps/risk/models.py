@@ -34,8 +34,8 @@ class RiskSettings(models.Model):
         decimal_places=3,
         default=Decimal("0.010"),
         help_text=_(
-            "Sellers whose reversals after entry pass the Benjamini–Hochberg procedure at this "
-            "rate become alerts (between 0.001 and 0.2)."
+            "Sellers and consumers whose reversals after entry pass the Benjamini–Hochberg "
+            "procedure at this rate become alerts (between 0.001 and 0.2)."
         ),
     )
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)

@@ -4,6 +4,9 @@
   Beta(a, b) — the tail of a count (reversals among a seller's entries) under the spread of
   rates that ordinary peers show; exact for small samples, where a normal approximation of a
   share would call three reversals in eight entries a miracle.
+- `beta_binomial_low` / `fit_censored_beta`: the Beta spread of rates fitted by maximum
+  likelihood on counts of subjects with 0, 1 and 2-or-more events (censored at two, so that a
+  few extreme subjects cannot widen the spread of what is ordinary).
 - `z_of_p`: the one-sided normal quantile of a p-value (comparable with the other z-scores).
 - `benjamini_hochberg`: which of many tests to report so that the expected share of false
   reports among them stays below `q`.
@@ -47,6 +50,50 @@ def beta_binomial_sf(k: int, n: int, a: float, b: float) -> float:
         if j > k + 3 and term < total * _NEGLIGIBLE:
             break
     return min(1.0, total)
+
+
+def beta_binomial_low(n: int, a: float, b: float) -> tuple[float, float]:
+    """(P(X = 0), P(X = 1)) for X ~ BetaBinomial(n, a, b)."""
+    log_norm = _log_beta(a, b)
+    p0 = math.exp(_log_beta(a, n + b) - log_norm)
+    p1 = n * math.exp(_log_beta(a + 1, n - 1 + b) - log_norm) if n >= 1 else 0.0
+    return p0, p1
+
+
+def fit_censored_beta(
+    cells: list[tuple[int, int, int, int]], concentration_range: tuple[float, float]
+) -> tuple[float, float]:
+    """(mean, concentration) of the Beta spread of rates that maximises the likelihood of
+    `cells`: (entries n, subjects with 0, with 1, with 2 or more reversals). A grid over the
+    mean (log scale, 1e-4 to 0.5) and the concentration a + b (log scale, within
+    `concentration_range`), refined twice around the best point."""
+    low_c, high_c = concentration_range
+
+    def loglik(mu: float, conc: float) -> float:
+        a, b = mu * conc, (1 - mu) * conc
+        total = 0.0
+        for n, k0, k1, k2 in cells:
+            p0, p1 = beta_binomial_low(n, a, b)
+            rest = max(1e-300, 1.0 - p0 - p1)
+            total += k0 * math.log(max(p0, 1e-300)) + k1 * math.log(max(p1, 1e-300))
+            total += k2 * math.log(rest)
+        return total
+
+    lo_mu, hi_mu = math.log(1e-4), math.log(0.5)
+    lo_c, hi_c = math.log(low_c), math.log(high_c)
+    best = (0.0, 0.0)
+    for _round in range(3):
+        grid = [
+            (lo_mu + (hi_mu - lo_mu) * i / 24, lo_c + (hi_c - lo_c) * j / 24)
+            for i in range(25)
+            for j in range(25)
+        ]
+        best = max(grid, key=lambda g: loglik(math.exp(g[0]), math.exp(g[1])))
+        step_mu, step_c = (hi_mu - lo_mu) / 12, (hi_c - lo_c) / 12
+        lo_mu, hi_mu = best[0] - step_mu, min(math.log(0.5), best[0] + step_mu)
+        lo_c = max(math.log(low_c), best[1] - step_c)
+        hi_c = min(math.log(high_c), best[1] + step_c)
+    return math.exp(best[0]), math.exp(best[1])
 
 
 def z_of_p(p: float) -> float:

@@ -450,3 +450,57 @@ def test_the_reversal_test_reports_more_at_a_higher_false_discovery_rate(city):
     risk_settings_update(reversal_fdr="0.2", actor=None, reason="broad sweep")
     city.run()
     assert "red_excess" in features(city.alert_for(merchant=shop))
+
+
+# --- consumers: entries reversed after entry (claim, then return) ----------------------------
+
+
+def _ordinary_returns(city) -> None:
+    """A background of ordinary returns: a tenth of the shoppers took one thing back."""
+    for someone in city.people[::10]:
+        city.add(someone, city.rng.choice(city.shops), city.rng.uniform(1, 20), status="reversed")
+
+
+def test_a_consumer_who_returns_most_of_what_they_entered(city):
+    """Five of eight entries red-flushed after entry, at ordinary shops: claim and return."""
+    _ordinary_returns(city)
+    claimer = person()
+    for i in range(8):
+        city.add(claimer, city.shops[i], i + 1, status="reversed" if i < 5 else "accepted")
+    city.run()
+    alert = city.alert_for(consumer=claimer)
+    assert alert is not None
+    item = next(f for f in alert.features if f["feature"] == "red_excess")
+    assert item["reversed"] == 5 and item["entries"] == 8 and item["z"] >= 3.5
+    assert 0 < item["peer_median"] < 0.1
+    # The shops it returned to are ordinary: one reversal each is no seller anomaly.
+    assert not [
+        a for a in RiskAlert.objects.filter(subject_kind="merchant") if "red_excess" in features(a)
+    ]
+
+
+def test_one_return_among_ten_entries_is_ordinary(city):
+    _ordinary_returns(city)
+    shopper, twice = person(), person()
+    for i in range(10):
+        city.add(shopper, city.shops[i], i + 1, status="reversed" if i == 0 else "accepted")
+    for i in range(12):  # two returns among twelve: still within ordinary spreads
+        city.add(twice, city.shops[i], i + 1, status="reversed" if i < 2 else "accepted")
+    city.run()
+    assert city.alert_for(consumer=shopper) is None and city.alert_for(consumer=twice) is None
+    assert not [a for a in RiskAlert.objects.all() if "red_excess" in features(a)]
+
+
+def test_a_claimer_with_few_entries_is_tested_against_its_size_and_the_false_discovery_rate(city):
+    """Three of six reversed is evidence, but weak among many tested consumers at 1 %."""
+    from apps.risk.services import risk_settings_update
+
+    _ordinary_returns(city)
+    claimer = person()
+    for i in range(6):
+        city.add(claimer, city.shops[i], i + 1, status="reversed" if i < 3 else "accepted")
+    city.run()
+    assert city.alert_for(consumer=claimer) is None
+    risk_settings_update(reversal_fdr="0.2", actor=None, reason="broad sweep")
+    city.run()
+    assert "red_excess" in features(city.alert_for(consumer=claimer))

@@ -47,6 +47,19 @@ def test_the_evaluation_runs_the_real_rules_and_model_on_a_generated_city(db):
     dataset = generator.generate(invoices=6000, seed=3, log=lambda *_: None)
     assert Invoice.objects.filter(campaign=dataset.campaign).count() == dataset.invoices
     assert {i.scenario for i in dataset.instances} == set(generator.SCENARIOS)
+    # Red flushes are stored as the real reversal service leaves them: the code, the moment
+    # (after entry, before the data set's end) and a history row at that moment.
+    reversed_ = Invoice.objects.filter(campaign=dataset.campaign, status="reversed")
+    assert reversed_.exists()
+    assert not reversed_.exclude(rejection_code="invoice.red_flushed").exists()
+    for invoice in reversed_[:50]:
+        assert invoice.entered_at < invoice.updated_at < dataset.end
+        step = invoice.history.get()
+        assert (step.from_status, step.to_status, step.at) == (
+            "accepted",
+            "reversed",
+            invoice.updated_at,
+        )
     report = evaluate.run(dataset, replay_days=0.2, log=lambda *_: None)
     assert report.replayed > 0 and report.replayed == len(report.latencies_ms)
     assert sum(report.planted.values()) == len(dataset.instances)

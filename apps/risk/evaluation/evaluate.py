@@ -51,6 +51,7 @@ CONSUMER_FEATURE_PATTERN = {
     "fast_share": "insider",
     "top_seller_share": "insider",
     "round_share": "shell_seller",
+    "red_excess": "claim_reverse",
 }
 MERCHANT_FEATURE_PATTERN = {
     "surge": "seller_surge",

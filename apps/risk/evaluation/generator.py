@@ -7,7 +7,13 @@ a rule cannot key on a generator constant.
 Normal traffic has the awkward parts of real traffic: industries with many round prices, shops
 that join the campaign late, heavy shoppers who reach the monthly cap, families sharing a
 phone, people who scan the QR code at the till, a bump of purchases topped up to just above the
-minimum, a background of red-flushed invoices.
+minimum, a background of red-flushed invoices: ordinary returns, some days after entry, more
+often at some shops than others and by some people (a few return a lot) than others.
+
+Reversals are stored as `apps.invoices.reversals.invoice_reverse` leaves them: the entry's
+status `reversed` with the code `invoice.red_flushed`, `updated_at` the moment of the red flush,
+and a status-history row (accepted → reversed) at that moment. A return that would fall after
+the data set's end has not happened yet: that entry is still accepted.
 
 Consumers have mobile numbers from the city's number blocks (at a randomised density: how
 many participants an ordinary 100-number block holds), family members sometimes on adjacent
@@ -41,7 +47,8 @@ from django.utils import timezone
 from apps.accounts.models import Consumer, User, phone_block
 from apps.common import crypto
 from apps.common.pii import normalize_for_index
-from apps.invoices.models import Campaign, Invoice
+from apps.invoices.models import Campaign, Invoice, InvoiceStatusChange
+from apps.invoices.reversals import RED_FLUSHED
 from apps.merchants.models import Merchant
 from apps.merchants.validators import USCC_ALPHABET, uscc_check_character
 from apps.prizes.models import PayoutAccount
@@ -232,6 +239,11 @@ def _wipe() -> None:
             BatchRun.objects.filter(campaign=campaign).delete()
             RiskAssessment.objects.filter(invoice__campaign=campaign).delete()
             cursor.execute(
+                f"DELETE FROM {InvoiceStatusChange._meta.db_table} WHERE invoice_id IN "  # noqa: S608
+                f"(SELECT id FROM {Invoice._meta.db_table} WHERE campaign_id = %s)",
+                [campaign.pk],
+            )
+            cursor.execute(
                 f"DELETE FROM {Invoice._meta.db_table} WHERE campaign_id = %s",  # noqa: S608
                 [campaign.pk],
             )
@@ -282,6 +294,8 @@ class _Gen:
         self.accounts: list[tuple[int, str, str]] = []
         self.next_consumer = 0
         self.next_merchant = 0
+        # Colluding sellers that also reverse their other buyers' invoices: the share.
+        self.colluding: dict[int, float] = {}
 
     # --- population --------------------------------------------------------------------
     def population(self):
@@ -302,6 +316,7 @@ class _Gen:
         self.m_cum = list(_cumulative(self.m_pop))
         self.c_act = [rng.lognormvariate(0, 0.7) for _ in range(self.n_consumers)]
         self.c_fast = [0.3 if rng.random() < 0.12 else 0.02 for _ in range(self.n_consumers)]
+        self.c_ret = [self.return_propensity() for _ in range(self.n_consumers)]
         self.c_fav = [[self.pick_merchant() for _ in range(3)] for _ in range(self.n_consumers)]
         self.c_cum = list(_cumulative(self.c_act))
         self.next_consumer = self.n_consumers
@@ -324,6 +339,14 @@ class _Gen:
         for c in range(self.n_consumers):
             if rng.random() < 0.3:
                 self.accounts.append((c, *self.card()))
+
+    def return_propensity(self) -> float:
+        """How often an ordinary person takes goods back: most rarely, some (clothes bought
+        in two sizes, ...) a lot."""
+        rng = self.rng
+        if rng.random() < 0.08:
+            return rng.uniform(0.02, 0.10)
+        return rng.uniform(0.0, 0.015)
 
     def device_id(self) -> str:
         return hashlib.sha256(f"device-{self.rng.random()}".encode()).hexdigest()
@@ -354,6 +377,7 @@ class _Gen:
         c = self.next_consumer
         self.next_consumer += 1
         self.c_fast.append(fast)
+        self.c_ret.append(self.return_propensity())
         self.devices[c] = self.device_id()
         self.phones[c] = self.phone(number=phone)
         return c
@@ -411,15 +435,24 @@ class _Gen:
         status: str = "accepted",
         device: str | None = None,
         fraud: bool = False,
+        returned_after: timedelta | None = None,
     ) -> bool:
+        """One entry; it is red-flushed `returned_after` its entry (a planted return), or at
+        the seller's and the buyer's ordinary return rates some days after entry — unless
+        that moment is after the data set's end."""
         if not self.fits(consumer, at):
             return False
         self.day_count[(consumer, at.astimezone(CHINA).date())] += 1
         self.month_count[consumer] += 1
-        if status == "accepted" and self.rng.random() < self.m_red[merchant]:
-            status = "reversed"
+        rng = self.rng
+        back = 1 - (1 - self.m_red[merchant]) * (1 - self.c_ret[consumer])
+        if returned_after is None and status == "accepted" and rng.random() < back:
+            returned_after = timedelta(days=rng.lognormvariate(math.log(2.5), 0.8))
+        reversed_at = None
+        if status == "accepted" and returned_after is not None and at + returned_after < self.end:
+            status, reversed_at = "reversed", at + returned_after
         device = self.devices[consumer] if device is None else device
-        self.rows.append((consumer, merchant, at, at - delay, total, status, device))
+        self.rows.append((consumer, merchant, at, at - delay, total, status, device, reversed_at))
         self.fraud_invoices += fraud
         return True
 
@@ -554,8 +587,55 @@ class _Gen:
                     self.add(c, m, at, self.amount(m), delay=self.delay(0.02), fraud=True)
 
     def s_claim_reverse(self, inst: Instance, replay_from: datetime):
-        # Marked now; its invoices are flipped to `reversed` after normal traffic is drawn.
-        inst.merchants.add(self.pick_merchant())
+        """Claim, then red-letter reversal: one to a few people buy (often dearer goods),
+        enter the invoices and take the goods back, so the invoices are red-flushed some days
+        after entry. Sometimes they share a phone or an account; they buy at a colluding
+        seller or at ordinary shops; a colluding seller sometimes also reverses many of its
+        other buyers' invoices (flipped after normal traffic is drawn, `generate`)."""
+        rng = self.rng
+        size = 1 if rng.random() < 0.5 else rng.randint(2, 4)
+        known = rng.random() < 0.5  # people already shopping in the campaign, or new sign-ups
+        people = [
+            rng.randrange(self.n_consumers) if known else self.new_consumer() for _ in range(size)
+        ]
+        device = self.device_id() if size > 1 and rng.random() < 0.25 else None
+        if size > 1 and rng.random() < 0.15:
+            account = self.card()
+            self.accounts.extend((c, *account) for c in people)
+        colluding = rng.random() < 0.3
+        if colluding:
+            shops = [self.pick_merchant()]
+            inst.merchants.update(shops)
+            if rng.random() < 0.5:
+                self.colluding[shops[0]] = rng.uniform(0.15, 0.5)
+        else:
+            shops = [self.pick_merchant() for _ in range(rng.randint(1, 6))]
+        kept = rng.uniform(0.0, 0.5)  # share of the goods not taken back
+        # Days from entry to the red flush: within the seven days of no-reason returns.
+        soonest = rng.uniform(0.05, 2.0)
+        latest = soonest + rng.uniform(0.5, 5.0)
+        price = math.log(rng.uniform(120, 1500))  # the usual price of what they buy
+        # Running for ten days to the whole month up to now (its latest returns are still
+        # to come).
+        first = self.end - timedelta(days=rng.uniform(10, self.days))
+        for c in people:
+            inst.consumers.add(c)
+            for _ in range(rng.randint(4, 18)):
+                m = rng.choice(shops)
+                value = float(self.min_total) + rng.lognormvariate(price, 0.5)
+                if rng.random() < self.m_round[m]:
+                    value = round(value / 10) * 10
+                back = rng.random() >= kept
+                self.add(
+                    c,
+                    m,
+                    self.moment(max(first, self.m_from[m])),
+                    Decimal(f"{value:.2f}"),
+                    delay=self.delay(self.c_fast[c]),
+                    device=device,
+                    fraud=True,
+                    returned_after=timedelta(days=rng.uniform(soonest, latest)) if back else None,
+                )
 
     # --- normal traffic -----------------------------------------------------------------
     def normal(self, count: int):
@@ -625,15 +705,14 @@ def generate(
     replay_from = end - timedelta(days=replay_days)
     gen.scenarios(replay_from)
     gen.normal(max(0, invoices - len(gen.rows)))
-    reversing = {
-        m for inst in gen.instances if inst.scenario == "claim_reverse" for m in inst.merchants
-    }
-    if reversing:
-        share = {m: gen.rng.uniform(0.15, 0.5) for m in reversing}
+    share = gen.colluding
+    if share:
         for i, row in enumerate(gen.rows):
-            if row[1] in share and gen.rng.random() < share[row[1]]:
-                gen.rows[i] = (*row[:5], "reversed", row[6])
-                gen.fraud_invoices += 1
+            if row[1] in share and row[5] == "accepted" and gen.rng.random() < share[row[1]]:
+                at = row[2] + timedelta(days=gen.rng.uniform(0.5, 10))
+                if at < end:
+                    gen.rows[i] = (*row[:5], "reversed", row[6], at)
+                    gen.fraud_invoices += 1
     log(f"generated {len(gen.rows)} invoices in {time.monotonic() - started:.1f} s")
     _write(gen, campaign)
     seconds = time.monotonic() - started
@@ -790,7 +869,7 @@ def _write(gen: _Gen, campaign: Campaign) -> None:
         gen.rows.sort(key=lambda row: row[2])
 
         def invoices():
-            for seq, (c, m, at, issued, total, status, device) in enumerate(gen.rows):
+            for seq, (c, m, at, issued, total, status, device, reversed_at) in enumerate(gen.rows):
                 tax = (total * Decimal("0.13") / Decimal("1.13")).quantize(Decimal("0.01"))
                 yield (
                     uuid.uuid4(),
@@ -810,14 +889,14 @@ def _write(gen: _Gen, campaign: Campaign) -> None:
                     gen.merchant_ids[m],
                     campaign.pk,
                     status,
-                    "",
+                    RED_FLUSHED if reversed_at else "",
                     at,
                     at,
                     at,
                     0,
                     device,
                     now,
-                    now,
+                    reversed_at or now,
                 )
 
         _copy(
@@ -851,5 +930,18 @@ def _write(gen: _Gen, campaign: Campaign) -> None:
             ],
             invoices(),
         )
+        # The history row `invoice_reverse` writes for each red flush, at its moment.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                INSERT INTO {InvoiceStatusChange._meta.db_table}
+                    (invoice_id, from_status, to_status, code, note, actor_id, at)
+                SELECT id, 'accepted', 'reversed', rejection_code, 'fully red-flushed', NULL,
+                       updated_at
+                FROM {Invoice._meta.db_table}
+                WHERE campaign_id = %s AND status = 'reversed'
+                """,  # noqa: S608
+                [campaign.pk],
+            )
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {Invoice._meta.db_table}")
