@@ -223,6 +223,8 @@ def run(args) -> None:
                 "AND c.relname <> 'draws_drawticket_default'"
             )
             for (name,) in cur.fetchall():
+                # Detached first: the winners' foreign key reaches every partition.
+                cur.execute(f'ALTER TABLE draws_drawticket DETACH PARTITION "{name}"')
                 cur.execute(f'DROP TABLE "{name}"')
     with connection.cursor() as cur:
         cur.execute("SELECT count(*) FROM invoices_invoice WHERE campaign_id = %s", [campaign.pk])

@@ -473,15 +473,20 @@ def _number_tickets_set_based(draw: PeriodicDraw, connection) -> int:
         no_instant_winners = f"AND NOT EXISTS (SELECT 1 FROM {award} a WHERE a.invoice_id = i.id)"  # noqa: S608
     prefix = f"{draw.code}|"
     partition = _new_ticket_partition(draw, connection)
-    # Into the draw's own, still unattached and unindexed table when there is one; the ids
-    # come from the parent's identity sequence (a detached table has no default for them).
+    # Into the draw's own, still unattached and unindexed table when there is one. Its ids
+    # are the draw's block (`ticket_id`); rows through the parent take the identity sequence,
+    # whose values stay below every block (migration 0003 caps it).
     target = qn(partition) if partition else tables["ticket"]
-    id_column, id_value = ("id, ", "nextval(%s), ") if partition else ("", "")
+    id_column, id_value = (
+        ("id, ", f"{int(draw.pk)}::bigint * {TICKET_ID_BLOCK} + e.ticket_no, ")
+        if partition
+        else ("", "")
+    )
     sql = f"""
         INSERT INTO {target}
             ({id_column}draw_id, ticket_no, invoice_id, entry_ref, holder_ref, eligible_at)
         SELECT {id_value}%s, e.ticket_no, e.id,
-               left(encode(sha256(convert_to(%s || e.number, 'UTF8')), 'hex'), 16),
+               encode(substring(sha256(convert_to(%s || e.number, 'UTF8')) FROM 1 FOR 8), 'hex'),
                e.holder_ref,
                e.entered_at
         FROM (
@@ -491,9 +496,12 @@ def _number_tickets_set_based(draw: PeriodicDraw, connection) -> int:
             JOIN (
                 -- Once per consumer, not once per ticket; OFFSET 0 keeps it a subquery,
                 -- which the planner hashes (a CTE would hide its statistics).
+                -- The first 8 bytes hex-encoded: the same 16 characters as the engine's
+                -- references, without encoding the other 24 bytes (ten million times).
                 SELECT id,
-                       left(encode(sha256(convert_to(%s || public_id::text, 'UTF8')), 'hex'), 16)
-                       AS holder_ref
+                       encode(substring(
+                           sha256(convert_to(%s || public_id::text, 'UTF8')) FROM 1 FOR 8
+                       ), 'hex') AS holder_ref
                 FROM {tables["consumer"]}
                 WHERE status = %s
                 OFFSET 0
@@ -507,7 +515,6 @@ def _number_tickets_set_based(draw: PeriodicDraw, connection) -> int:
         ) AS e
     """  # noqa: S608
     params = [
-        *([_ticket_id_sequence(connection)] if partition else []),
         draw.pk,
         prefix,
         prefix,
@@ -542,10 +549,15 @@ def _ticket_partition_name(draw: PeriodicDraw) -> str:
     return f"{DrawTicket._meta.db_table}_d{draw.pk}"
 
 
-def _ticket_id_sequence(connection) -> str:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [DrawTicket._meta.db_table])
-        return cursor.fetchone()[0]
+#: Tickets the freeze writes into a draw's own partition get ids draw * 2³² + ticket number
+#: (no sequence call per row); the identity sequence, used only for rows written through the
+#: parent, ends below 2³² (migration 0003), so the two never meet.
+TICKET_ID_BLOCK = 2**32
+
+
+def ticket_id(draw_id: int, ticket_no: int) -> int:
+    """The id of ticket `ticket_no` of a draw frozen into its own partition."""
+    return draw_id * TICKET_ID_BLOCK + ticket_no
 
 
 def _new_ticket_partition(draw: PeriodicDraw, connection) -> str | None:

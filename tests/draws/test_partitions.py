@@ -59,11 +59,16 @@ def test_the_freeze_writes_each_draw_into_its_own_indexed_partition(campaign, ma
         "btree (draw_id, ticket_no)",
         "btree (invoice_id, draw_id)",
     }
-    # Ids still come from the one identity sequence, in ticket order.
+    # Ids are the draw's block: draw * 2³² + ticket number, above anything the identity
+    # sequence (capped below 2³²) hands out for rows written through the parent.
     tickets = list(DrawTicket.objects.filter(draw=draw).order_by("ticket_no"))
     assert [t.ticket_no for t in tickets] == list(range(1, 8))
-    assert [t.pk for t in tickets] == sorted(t.pk for t in tickets)
+    assert [t.pk for t in tickets] == [services.ticket_id(draw.pk, n) for n in range(1, 8)]
     assert DrawTicket.objects.get(pk=tickets[3].pk).ticket_no == 4
+    assert _fetch(
+        "SELECT seqmax FROM pg_sequence WHERE seqrelid = "
+        "pg_get_serial_sequence('draws_drawticket', 'id')::regclass"
+    ) == [(2**32 - 1,)]
     # The stored list is what was hashed (the replay re-hashes it through the parent).
     report = selectors.draw_replay(PeriodicDraw.objects.get(pk=draw.pk))
     assert ("digest", True, draw.tickets_digest) in report.checks
