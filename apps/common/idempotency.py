@@ -15,7 +15,7 @@ import json
 import re
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework.response import Response
@@ -34,6 +34,39 @@ class IdempotencyError(DomainError):
 def _fingerprint(request) -> str:
     body = json.dumps(request.data, sort_keys=True, default=str, ensure_ascii=False)
     return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
+
+
+def _claim(user, key: str, fingerprint: str) -> IdempotencyRecord | None:
+    """Insert the in-progress row; None if (user, key) already has one. One statement
+    (`ON CONFLICT DO NOTHING`), no savepoint: this runs on every submission."""
+    record = IdempotencyRecord(
+        user=user,
+        key=key,
+        fingerprint=fingerprint,
+        state=IdempotencyRecord.State.IN_PROGRESS,
+        created_at=timezone.now(),
+    )
+    q = connection.ops.quote_name
+    table, key_column = q(IdempotencyRecord._meta.db_table), q("key")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (user_id, {key_column}, fingerprint, state, created_at) "  # noqa: S608
+            f"VALUES (%s, %s, %s, %s, %s) ON CONFLICT (user_id, {key_column}) DO NOTHING "
+            "RETURNING id",
+            [
+                user.pk,
+                key,
+                fingerprint,
+                record.state,
+                connection.ops.adapt_datetimefield_value(record.created_at),
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    record.pk = row[0]
+    record._state.adding = False
+    return record
 
 
 def idempotent(*, required: bool = True):
@@ -56,15 +89,8 @@ def idempotent(*, required: bool = True):
                     _("The Idempotency-Key must be 8 to 128 letters, digits or - _ . :"),
                 )
             fingerprint = _fingerprint(request)
-            try:
-                with transaction.atomic():
-                    record = IdempotencyRecord.objects.create(
-                        user=request.user,
-                        key=key,
-                        fingerprint=fingerprint,
-                        state=IdempotencyRecord.State.IN_PROGRESS,
-                    )
-            except IntegrityError:
+            record = _claim(request.user, key, fingerprint)
+            if record is None:
                 existing = IdempotencyRecord.objects.get(user=request.user, key=key)
                 if existing.fingerprint != fingerprint:
                     raise IdempotencyError(

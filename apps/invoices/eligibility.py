@@ -38,6 +38,20 @@ class CampaignRules:
             areas=tuple(campaign.areas.values_list("code", flat=True)),
         )
 
+    @classmethod
+    def cached(cls, campaign: Campaign) -> CampaignRules:
+        """As `load`, from the configuration cache (`apps.invoices.caching`): the submission
+        path reads these lists on every request; every change of them invalidates it."""
+        from .caching import campaign_rule_lists
+
+        included, excluded, areas = campaign_rule_lists(campaign)
+        return cls(
+            campaign=campaign,
+            included_industries=included,
+            excluded_industries=excluded,
+            areas=areas,
+        )
+
     def industry_eligible(self, industry_code: str) -> bool:
         """The longest matching prefix decides; no rules at all means every industry."""
         if not self.included_industries and not self.excluded_industries:

@@ -42,7 +42,7 @@ from apps.common.exceptions import DomainError
 from apps.common.normalize import normalize_code
 from apps.common.states import check_transition
 from apps.draws.services import instant_draw_for_entry
-from apps.merchants.models import Merchant
+from apps.reporting.rollups import deferred as deferred_rollups
 from apps.reporting.rollups import invoice_changed
 from apps.risk.notify import notify_review_outcome
 from apps.risk.services import (
@@ -52,8 +52,9 @@ from apps.risk.services import (
     risk_assessment_save,
 )
 
+from .caching import campaign_and_merchant
 from .choices import INVOICE_TRANSITIONS, LIVE_INVOICE_STATUSES, InvoiceStatus, SourceChannel
-from .eligibility import CampaignRules, campaign_for_issue_date, eligibility_failure
+from .eligibility import CampaignRules, eligibility_failure
 from .exceptions import InvoiceRejected
 from .models import Invoice, InvoiceStatusChange
 from .validators import parse_invoice_qr, validate_invoice_number
@@ -127,14 +128,26 @@ def parse_submission(data: Mapping, *, today: date | None = None) -> InvoiceQues
 def _history(
     invoice: Invoice, from_status: str, to_status: str, code: str = "", note: str = "", actor=None
 ):
-    InvoiceStatusChange.objects.create(
-        invoice=invoice,
-        from_status=from_status,
-        to_status=to_status,
-        code=code,
-        note=note[:500],
-        actor=actor if getattr(actor, "is_authenticated", False) else None,
-        at=timezone.now(),
+    _history_steps(invoice, [(from_status, to_status, code, note)], actor)
+
+
+def _history_steps(invoice: Invoice, steps: list[tuple[str, str, str, str]], actor=None) -> None:
+    """Rows of the invoice's status history, (from, to, code, note) each, in one INSERT."""
+    actor = actor if getattr(actor, "is_authenticated", False) else None
+    at = timezone.now()
+    InvoiceStatusChange.objects.bulk_create(
+        [
+            InvoiceStatusChange(
+                invoice=invoice,
+                from_status=from_status,
+                to_status=to_status,
+                code=code,
+                note=note[:500],
+                actor=actor,
+                at=at,
+            )
+            for from_status, to_status, code, note in steps
+        ]
     )
     invoice_changed(invoice)  # rollups + government-app outbox, in this transaction
 
@@ -166,7 +179,7 @@ def _record_rejection(
     consumer: Consumer, question: InvoiceQuestion, channel: str, code: str, *, record=None
 ) -> Invoice:
     """Keep a rejected attempt on record (not live: it never blocks anybody)."""
-    with transaction.atomic():
+    with transaction.atomic(), deferred_rollups():
         invoice = _new_invoice(consumer, question, channel)
         if record is not None:
             _fill_from_record(invoice, record, "", matched=False)
@@ -207,7 +220,31 @@ def _cap_failure(consumer: Consumer, campaign, at) -> tuple[str, dict] | None:
     return None
 
 
+class _NumberTaken(Exception):
+    """Another live submission of this number won the race (the partial unique index)."""
+
+
 def _decide(
+    *,
+    consumer: Consumer,
+    question: InvoiceQuestion,
+    record,
+    channel: str,
+    pending: Invoice | None = None,
+) -> tuple[Invoice, str, dict, dict | None]:
+    """Steps 5–9 (`_decide_locked`); a lost race for the number is recorded as a duplicate."""
+    try:
+        return _decide_locked(
+            consumer=consumer, question=question, record=record, channel=channel, pending=pending
+        )
+    except _NumberTaken:
+        rejected = _record_rejection(
+            consumer, question, channel, "invoice.duplicate", record=record
+        )
+        return rejected, "invoice.duplicate", {}, None
+
+
+def _decide_locked(
     *,
     consumer: Consumer,
     question: InvoiceQuestion,
@@ -219,29 +256,30 @@ def _decide(
 
     Returns (invoice, rejection code or "", detail, instant prize). A new submission is
     inserted with its final status; a pending one moves from `pending`.
+
+    The rollups (`deferred_rollups`) are written last, just before the commit: their rows are
+    shared by every submission of the day, so they are locked for as short a time as possible.
     """
-    with transaction.atomic():
+    with transaction.atomic(), deferred_rollups():
         consumer = Consumer.objects.select_for_update().get(pk=consumer.pk)
         invoice = pending or _new_invoice(consumer, question, channel)
         if pending is not None:
             invoice = Invoice.objects.select_for_update().get(pk=pending.pk)
             if invoice.status != InvoiceStatus.PENDING:
                 return invoice, invoice.rejection_code, {}, None
-        code, detail, campaign = "", {}, None
+        code, detail = "", {}
         real_name = consumer.real_name
         matched = bool(real_name) and record.buyer_name_matches(real_name)
+        campaign, merchant = campaign_and_merchant(question.issue_date, record.seller_uscc)
         if consumer.status != ConsumerStatus.ACTIVE:
             code = "consumer.frozen"
         elif not matched:
             code = "invoice.name_mismatch"
-        else:
-            campaign = campaign_for_issue_date(question.issue_date)
-            if campaign is None:
-                code = "invoice.no_campaign"
-        merchant = Merchant.objects.filter(uscc=record.seller_uscc).first()
+        elif campaign is None:
+            code = "invoice.no_campaign"
         if not code:
             failure = eligibility_failure(
-                rules=CampaignRules.load(campaign), record=record, merchant=merchant
+                rules=CampaignRules.cached(campaign), record=record, merchant=merchant
             )
             if failure is None:
                 failure = _cap_failure(consumer, campaign, invoice.submitted_at)
@@ -278,28 +316,23 @@ def _decide(
             check_transition(INVOICE_TRANSITIONS, previous, target, entity="invoice")
         invoice.status = target
         invoice.next_check_at = None
-        try:
-            with transaction.atomic():
-                invoice.save(force_insert=pending is None)
-        except IntegrityError:
-            # Another live submission of this number won the race.
-            if pending is not None:
-                raise
-            invoice.pk = None
-            invoice.status, invoice.rejection_code, invoice.campaign = (
-                InvoiceStatus.REJECTED,
-                "invoice.duplicate",
-                None,
-            )
-            invoice.entered_at = None
-            invoice.save(force_insert=True)
-            _history(invoice, "", InvoiceStatus.REJECTED, "invoice.duplicate")
-            return invoice, "invoice.duplicate", {}, None
+        if pending is not None:
+            invoice.save()
+        else:
+            try:
+                # No savepoint (two round trips on every submission): losing the race for the
+                # number aborts this transaction, and the caller records the rejected attempt
+                # in a new one.
+                invoice.save(force_insert=True)
+            except IntegrityError as exc:
+                raise _NumberTaken from exc
+        steps = []
         if pending is None:
-            _history(invoice, "", InvoiceStatus.PENDING, "invoice.received")
+            steps.append(("", InvoiceStatus.PENDING, "invoice.received", ""))
             previous = InvoiceStatus.PENDING
         note = "; ".join(risk.reasons) if risk is not None else ""
-        _history(invoice, previous, target, code or (risk.code if risk else ""), note)
+        steps.append((previous, target, code or (risk.code if risk else ""), note))
+        _history_steps(invoice, steps)
         if risk is not None:
             risk_assessment_save(invoice=invoice, decision=risk)
         prize = None
@@ -366,7 +399,7 @@ def _create_pending(consumer, question, channel, check: TaxCheck) -> Invoice:
     invoice.next_check_at = _next_check(0)
     note = check.detail or check.outcome
     try:
-        with transaction.atomic():
+        with transaction.atomic(), deferred_rollups():
             invoice.save(force_insert=True)
             _history(invoice, "", InvoiceStatus.PENDING, f"tax.{check.outcome}", note)
     except IntegrityError:

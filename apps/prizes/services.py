@@ -50,7 +50,7 @@ from .choices import (
     PayoutStatus,
 )
 from .exceptions import PrizeError
-from .ledger import fund_accounts_ensure, ledger_move
+from .ledger import ledger_move
 from .models import (
     Award,
     AwardStatusChange,
@@ -200,7 +200,7 @@ def _award_create(
         else None,
     )
     _award_history(award, "", award.status, "awarded", None)
-    fund_accounts_ensure(fund)
+    # `ledger_move` creates the fund's accounts if they are missing (`ledger._account`).
     ledger_move(
         fund_id=fund.pk,
         kind=EntryKind.RESERVE,

@@ -22,6 +22,8 @@ import logging
 import secrets
 import time
 import uuid
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 from decimal import Decimal
 
@@ -54,17 +56,37 @@ def _money(value) -> str:
     return str(Decimal(str(value)).quantize(Decimal("0.01")))
 
 
+# Campaign codes already at hand while one batch of events is built (id → code).
+_known_codes: ContextVar[dict | None] = ContextVar("outbox_known_codes", default=None)
+
+
+@contextmanager
+def known_campaign_codes(codes: dict[int, str]):
+    """While building a batch of events: campaign codes the caller already has, and a memo
+    for the others (a campaign's code is read once per batch, not once per event)."""
+    token = _known_codes.set(dict(codes))
+    try:
+        yield
+    finally:
+        _known_codes.reset(token)
+
+
 def _campaign_code(campaign_id: int) -> str:
     if not campaign_id:
         return ""
-    from apps.invoices.models import Campaign
+    known = _known_codes.get()
+    if known is not None and campaign_id in known:
+        return known[campaign_id]
+    from apps.invoices.caching import campaign_code
 
-    row = Campaign.objects.filter(pk=campaign_id).values_list("code", flat=True).first()
-    return row or ""
+    code = campaign_code(campaign_id)
+    if known is not None:
+        known[campaign_id] = code
+    return code
 
 
-def _emit(stream: str, seq: int, event_type: str, data: dict) -> None:
-    OutboxEvent.objects.create(
+def _event(stream: str, seq: int, event_type: str, data: dict) -> OutboxEvent:
+    return OutboxEvent(
         event_id=uuid.uuid4(),
         stream=stream,
         seq=seq,
@@ -72,7 +94,18 @@ def _emit(stream: str, seq: int, event_type: str, data: dict) -> None:
         payload=data,
         occurred_at=timezone.now(),
     )
+
+
+def emit_many(events: list[OutboxEvent]) -> None:
+    """Write events (built by the `*_event` functions) in one statement, in list order."""
+    if not events:
+        return
+    OutboxEvent.objects.bulk_create(events)
     _schedule_delivery()
+
+
+def _emit(stream: str, seq: int, event_type: str, data: dict) -> None:
+    emit_many([_event(stream, seq, event_type, data)])
 
 
 def _key(day, area_code: str, industry_code: str, campaign_id: int) -> dict:
@@ -84,7 +117,7 @@ def _key(day, area_code: str, industry_code: str, campaign_id: int) -> dict:
     }
 
 
-def emit_invoice_cell(*, cell: tuple, row: dict) -> None:
+def invoice_cell_event(*, cell: tuple, row: dict) -> OutboxEvent:
     data = _key(*cell)
     for name in (
         "submitted",
@@ -99,20 +132,28 @@ def emit_invoice_cell(*, cell: tuple, row: dict) -> None:
         data[name] = int(row[name])
     data["submitted_total"] = _money(row["submitted_total"])
     data["entered_total"] = _money(row["entered_total"])
-    _emit(f"invoices/{row['id']}", int(row["version"]), "invoice_stats", data)
+    return _event(f"invoices/{row['id']}", int(row["version"]), "invoice_stats", data)
 
 
-def emit_participants(*, day, campaign_id: int, row: tuple) -> None:
+def emit_invoice_cell(*, cell: tuple, row: dict) -> None:
+    emit_many([invoice_cell_event(cell=cell, row=row)])
+
+
+def participants_event(*, day, campaign_id: int, row: tuple) -> OutboxEvent:
     row_id, participants, version = row
     data = {
         "day": day.isoformat() if hasattr(day, "isoformat") else str(day),
         "campaign": _campaign_code(campaign_id),
         "participants": int(participants),
     }
-    _emit(f"participants/{row_id}", int(version), "participants", data)
+    return _event(f"participants/{row_id}", int(version), "participants", data)
 
 
-def emit_award_cell(*, cell: tuple, row: dict) -> None:
+def emit_participants(*, day, campaign_id: int, row: tuple) -> None:
+    emit_many([participants_event(day=day, campaign_id=campaign_id, row=row)])
+
+
+def award_cell_event(*, cell: tuple, row: dict) -> OutboxEvent:
     day, area, industry, campaign_id, source, kind, tier = cell
     data = _key(day, area, industry, campaign_id)
     data.update({"source": source, "kind": kind, "prize": tier})
@@ -120,7 +161,11 @@ def emit_award_cell(*, cell: tuple, row: dict) -> None:
         data[name] = int(row[name])
     for name in ("awarded_amount", "paid_net", "tax_withheld"):
         data[name] = _money(row[name])
-    _emit(f"awards/{row['id']}", int(row["version"]), "award_stats", data)
+    return _event(f"awards/{row['id']}", int(row["version"]), "award_stats", data)
+
+
+def emit_award_cell(*, cell: tuple, row: dict) -> None:
+    emit_many([award_cell_event(cell=cell, row=row)])
 
 
 def _schedule_delivery() -> None:

@@ -22,7 +22,10 @@ checks).
 
 from __future__ import annotations
 
+import json
+import threading
 from collections import defaultdict
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import date
 from decimal import Decimal
@@ -143,23 +146,35 @@ class AwardFactRow:
         }
 
 
-def _merchant_dims(merchant_id: int | None) -> tuple[str, str]:
-    if not merchant_id:
-        return "", ""
+def _merchant_dims_many(merchant_ids) -> dict[int, tuple[str, str]]:
+    """(area, industry major class) of each merchant, in one query."""
+    ids = sorted({m for m in merchant_ids if m})
+    if not ids:
+        return {}
     from apps.merchants.models import Merchant
 
-    row = Merchant.objects.filter(pk=merchant_id).values_list("area_code", "industry_code").first()
-    if row is None:
-        return "", ""
+    rows = Merchant.objects.filter(pk__in=ids).values_list("pk", "area_code", "industry_code")
     # Statistics are by GB/T 4754 major class (2 digits, 大类): finer classes would multiply
     # the cells (and every dashboard query) for a breakdown nobody publishes.
-    return row[0], row[1][:INDUSTRY_DIGITS]
+    return {pk: (area, industry[:INDUSTRY_DIGITS]) for pk, area, industry in rows}
 
 
-def invoice_fact(invoice) -> InvoiceFactRow:
-    """The figures one invoice contributes, from its current state. The cell's area and
-    industry are its seller's (known once the tax authority has answered)."""
-    area, industry = _merchant_dims(invoice.merchant_id)
+def _merchant_dims(merchant_id: int | None) -> tuple[str, str]:
+    return _merchant_dims_many([merchant_id]).get(merchant_id, ("", ""))
+
+
+def _known_merchant_dims(invoice) -> tuple[str, str] | None:
+    """The dims of the invoice's merchant if the object is already at hand (no query)."""
+    if not invoice.merchant_id:
+        return "", ""
+    merchant = invoice._state.fields_cache.get("merchant")
+    if merchant is None or merchant.pk != invoice.merchant_id:
+        return None
+    return merchant.area_code, merchant.industry_code[:INDUSTRY_DIGITS]
+
+
+def _invoice_fact_from(invoice, dims: tuple[str, str]) -> InvoiceFactRow:
+    area, industry = dims
     return InvoiceFactRow(
         day=local_day(invoice.submitted_at),
         area_code=area,
@@ -174,11 +189,17 @@ def invoice_fact(invoice) -> InvoiceFactRow:
     )
 
 
-def award_fact(award) -> AwardFactRow:
-    from apps.invoices.models import Invoice
+def invoice_fact(invoice) -> InvoiceFactRow:
+    """The figures one invoice contributes, from its current state. The cell's area and
+    industry are its seller's (known once the tax authority has answered)."""
+    dims = _known_merchant_dims(invoice)
+    if dims is None:
+        dims = _merchant_dims(invoice.merchant_id)
+    return _invoice_fact_from(invoice, dims)
 
-    merchant_id = Invoice.objects.filter(pk=award.invoice_id).values_list("merchant_id").first()
-    area, industry = _merchant_dims(merchant_id[0] if merchant_id else None)
+
+def _award_fact_from(award, dims: tuple[str, str]) -> AwardFactRow:
+    area, industry = dims
     return AwardFactRow(
         day=local_day(award.created_at),
         area_code=area,
@@ -194,6 +215,13 @@ def award_fact(award) -> AwardFactRow:
     )
 
 
+def award_fact(award) -> AwardFactRow:
+    from apps.invoices.models import Invoice
+
+    merchant_id = Invoice.objects.filter(pk=award.invoice_id).values_list("merchant_id").first()
+    return _award_fact_from(award, _merchant_dims(merchant_id[0] if merchant_id else None))
+
+
 # --- SQL helpers ---------------------------------------------------------------------------------
 
 
@@ -201,62 +229,134 @@ def _for_update() -> str:
     return " FOR UPDATE" if connection.vendor == "postgresql" else ""
 
 
+@dataclass
+class _Upsert:
+    """One multi-row `INSERT … ON CONFLICT (key) DO UPDATE SET col = col + EXCLUDED.col`
+    (rows: (key values, increments), keys distinct, in lock order, same columns each)."""
+
+    table: str
+    key_names: tuple
+    rows: list
+    versioned: bool
+    returning: tuple = ()
+
+    def sql(self) -> tuple[str, list]:
+        table, increment_names = self.table, list(self.rows[0][1])
+        columns = [*self.key_names, *increment_names]
+        sets = [f"{c} = {table}.{c} + EXCLUDED.{c}" for c in increment_names]
+        if self.versioned:
+            columns.append("version")
+            sets.append(f"version = {table}.version + 1")
+        one = f"({', '.join(['%s'] * len(columns))})"
+        params: list = []
+        for key, increments in self.rows:
+            params.extend(key)
+            params.extend(increments[c] for c in increment_names)
+            if self.versioned:
+                params.append(1)
+        sql = (
+            f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 (identifiers are ours)
+            f"VALUES {', '.join([one] * len(self.rows))} "
+            f"ON CONFLICT ({', '.join(self.key_names)}) DO UPDATE SET {', '.join(sets)}"
+        )
+        if self.returning:
+            sql += f" RETURNING {', '.join((*self.key_names, *self.returning))}"
+        return sql, params
+
+    def result(self, fetched) -> dict[tuple, dict]:
+        width = len(self.key_names)
+        result = {}
+        for row in fetched:
+            key = tuple(
+                date.fromisoformat(str(v)) if n == "day" and not isinstance(v, date) else v
+                for n, v in zip(self.key_names, row[:width], strict=True)
+            )
+            result[key] = dict(zip(self.returning, row[width:], strict=True))
+        return result
+
+
+def _upsert_many(
+    table: str, key_names: tuple, rows: list[tuple[tuple, dict]], *, versioned: bool, returning=()
+) -> dict[tuple, dict]:
+    """One multi-row upsert (`_Upsert`); the new rows by key when `returning` names columns."""
+    return _upsert_together([_Upsert(table, key_names, rows, versioned, tuple(returning))])[0]
+
+
+def _upsert_together(upserts: list[_Upsert]) -> list[dict[tuple, dict]]:
+    """Several upserts; on PostgreSQL in one statement (data-modifying `WITH` parts, each read
+    by one branch of the final `UNION ALL`, so they run in list order — the lock order). The
+    contended rollup rows are then held for one round trip less per table."""
+    results: list[dict[tuple, dict]] = [{} for _ in upserts]
+    todo = [(i, u) for i, u in enumerate(upserts) if u.rows]
+    if not todo:
+        return results
+    if connection.vendor != "postgresql" or len(todo) == 1:
+        for i, upsert in todo:
+            sql, params = upsert.sql()
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                if upsert.returning:
+                    results[i] = upsert.result(cursor.fetchall())
+        return results
+    parts, selects, params = [], [], []
+    for i, upsert in todo:
+        sql, part_params = upsert.sql()
+        if not upsert.returning:
+            sql += f" RETURNING {', '.join(upsert.key_names)}"
+        parts.append(f"u{i} AS ({sql})")
+        selects.append(f"SELECT {i} AS part, row_to_json(u{i})::text AS row FROM u{i}")  # noqa: S608
+        params.extend(part_params)
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {', '.join(parts)} {' UNION ALL '.join(selects)}", params)
+        fetched = cursor.fetchall()
+    rows: dict[int, list] = defaultdict(list)
+    for part, text in fetched:
+        upsert = upserts[part]
+        values = json.loads(text, parse_float=Decimal)
+        rows[part].append([values[c] for c in (*upsert.key_names, *upsert.returning)])
+    for i, upsert in todo:
+        if upsert.returning:
+            results[i] = upsert.result(rows[i])
+    return results
+
+
 def _upsert(table: str, key: dict, increments: dict, *, versioned: bool, returning=()) -> tuple:
     """`INSERT … ON CONFLICT (key) DO UPDATE SET col = col + EXCLUDED.col` and the new row."""
-    columns = [*key, *increments]
-    sets = [f"{c} = {table}.{c} + EXCLUDED.{c}" for c in increments]
-    if versioned:
-        columns.append("version")
-        sets.append(f"version = {table}.version + 1")
-    params = [*key.values(), *increments.values()] + ([1] if versioned else [])
-    sql = (
-        f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 (identifiers are ours)
-        f"VALUES ({', '.join(['%s'] * len(columns))}) "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(sets)}"
+    rows = _upsert_many(
+        table,
+        tuple(key),
+        [(tuple(key.values()), increments)],
+        versioned=versioned,
+        returning=returning,
     )
-    if returning:
-        sql += f" RETURNING {', '.join(returning)}"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone() if returning else ()
+    if not returning:
+        return ()
+    (row,) = rows.values()
+    return tuple(row[c] for c in returning)
 
 
 def _participation(changes: dict[tuple, int]) -> tuple[dict, dict]:
-    """Apply +1/−1 to participation keys; return participant deltas per cell and per day."""
+    """Apply +1/−1 to participation keys (one statement); return participant deltas per cell
+    and per day."""
     table = ParticipationKey._meta.db_table
     cell_delta: dict[tuple, int] = defaultdict(int)
     day_delta: dict[tuple, int] = defaultdict(int)
-    for key in sorted(changes):
-        delta = changes[key]
-        if delta == 0:
-            continue
-        scope, day, area, industry, campaign_id, consumer_id = key
-        (n,) = _upsert(
-            table,
-            {
-                "scope": scope,
-                "day": day,
-                "area_code": area,
-                "industry_code": industry,
-                "campaign_id": campaign_id,
-                "consumer_id": consumer_id,
-            },
-            {"n": delta},
-            versioned=False,
-            returning=("n",),
-        )
+    keys = sorted(k for k, delta in changes.items() if delta)
+    names = ("scope", "day", "area_code", "industry_code", "campaign_id", "consumer_id")
+    counts = _upsert_many(
+        table,
+        names,
+        [(key, {"n": changes[key]}) for key in keys],
+        versioned=False,
+        returning=("n",),
+    )
+    for key in keys:
+        delta, n = changes[key], counts[key]["n"]
+        scope, day, area, industry, campaign_id, _consumer_id = key
         appeared = delta > 0 and n == delta
         vanished = n == 0
         if vanished:
-            ParticipationKey.objects.filter(
-                scope=scope,
-                day=day,
-                area_code=area,
-                industry_code=industry,
-                campaign_id=campaign_id,
-                consumer_id=consumer_id,
-                n=0,
-            ).delete()
+            ParticipationKey.objects.filter(**dict(zip(names, key, strict=True)), n=0).delete()
         step = 1 if appeared else (-1 if vanished else 0)
         if step:
             if scope == ParticipationKey.SCOPE_CELL:
@@ -279,21 +379,176 @@ def _nonzero(vector: dict) -> bool:
     return any(v != 0 for v in vector.values())
 
 
+def _atomic_unless_in_one():
+    """A transaction when there is none; inside one, no savepoint (the caller's rolls back)."""
+    return nullcontext() if connection.in_atomic_block else transaction.atomic()
+
+
+# --- Deferred application ------------------------------------------------------------------------
+
+
+class _Marker:
+    """A no-op on-commit callback marking one collected change. Django drops the callbacks
+    registered inside a savepoint that rolls back, so a change whose savepoint was undone
+    (e.g. an instant win whose prize fund could not cover it) is recognised and skipped."""
+
+    __slots__ = ()
+
+    def __call__(self) -> None:
+        return None
+
+
+class _Batch:
+    """Changes collected in one transaction, applied once at the end of `deferred()`."""
+
+    def __init__(self) -> None:
+        # id → [(snapshot, extra, marker)] in call order; the last change that survived counts.
+        self.invoices: dict[int, list[tuple]] = defaultdict(list)
+        self.awards: dict[int, list[tuple]] = defaultdict(list)
+
+    @staticmethod
+    def mark() -> _Marker:
+        marker = _Marker()
+        transaction.on_commit(marker)
+        return marker
+
+    @staticmethod
+    def survivors(entries: dict[int, list[tuple]]) -> dict[int, tuple]:
+        alive = {id(func) for _sids, func, _robust in connection.run_on_commit}
+        result = {}
+        for key, changes in entries.items():
+            kept = [change for change in changes if id(change[-1]) in alive]
+            if kept:
+                result[key] = kept[-1][:-1]
+        return result
+
+
+_local = threading.local()
+
+
+def _current_batch() -> _Batch | None:
+    stack = getattr(_local, "stack", None)
+    return stack[-1] if stack else None
+
+
+@contextmanager
+def deferred():
+    """Collect `invoice_changed` / `award_changed` calls and apply them together on leaving the
+    block — which must be inside the transaction that made the changes (`with
+    transaction.atomic(), rollups.deferred():`). The contended rollup rows (one cell per day
+    and campaign takes every submission) are then locked only for the last statements of the
+    transaction, and written with one statement per table instead of one per row. An invoice
+    changed twice counts once, from its last counted state to its final one."""
+    if not connection.in_atomic_block:  # nothing to defer to: every change applies at once
+        yield None
+        return
+    stack = _local.__dict__.setdefault("stack", [])
+    batch = _Batch()
+    stack.append(batch)
+    try:
+        yield batch
+    finally:
+        stack.pop()
+    # Reached only without an exception: an exception leaves the transaction to roll back.
+    if batch.invoices or batch.awards:
+        _flush(batch)
+
+
+def _invoice_snapshot(invoice):
+    """The fields a fact is made of, as they are now (later unsaved edits must not count)."""
+    from types import SimpleNamespace
+
+    campaign = invoice._state.fields_cache.get("campaign")
+    return SimpleNamespace(
+        pk=invoice.pk,
+        campaign_code=(
+            campaign.code if campaign is not None and campaign.pk == invoice.campaign_id else None
+        ),
+        submitted_at=invoice.submitted_at,
+        campaign_id=invoice.campaign_id,
+        merchant_id=invoice.merchant_id,
+        consumer_id=invoice.consumer_id,
+        status=invoice.status,
+        rejection_code=invoice.rejection_code,
+        amount=invoice.amount,
+        total=invoice.total,
+    )
+
+
+def _award_snapshot(award):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        pk=award.pk,
+        invoice_id=award.invoice_id,
+        created_at=award.created_at,
+        campaign_id=award.campaign_id,
+        source=award.source,
+        kind=award.kind,
+        name=award.name,
+        status=award.status,
+        amount=award.amount,
+        net_amount=award.net_amount,
+        tax_withheld=award.tax_withheld,
+    )
+
+
+def _flush(batch: _Batch) -> None:
+    invoices, awards = batch.survivors(batch.invoices), batch.survivors(batch.awards)
+    if not invoices and not awards:
+        return
+    codes = {
+        s.campaign_id: s.campaign_code
+        for s, _dims in invoices.values()
+        if s.campaign_id and s.campaign_code is not None
+    }
+    with _atomic_unless_in_one(), outbox.known_campaign_codes(codes):
+        invoice_dims: dict[int, tuple[str, str]] = {}
+        events: list = []
+        if invoices:
+            missing = [s.merchant_id for s, dims in invoices.values() if dims is None]
+            looked_up = _merchant_dims_many(missing)
+            new_facts = {}
+            for invoice_id, (snapshot, dims) in invoices.items():
+                if dims is None:
+                    dims = looked_up.get(snapshot.merchant_id, ("", ""))
+                invoice_dims[invoice_id] = dims
+                new_facts[invoice_id] = _invoice_fact_from(snapshot, dims)
+            old_facts = _swap_facts(InvoiceFact, "invoice_id", new_facts, _invoice_row)
+            events += _apply_invoices(
+                [
+                    (invoice_id, old_facts.get(invoice_id), new)
+                    for invoice_id, new in sorted(new_facts.items())
+                ],
+                facts_saved=True,
+                emit=False,
+            )
+        if awards:
+            events += _apply_awards({k: v[0] for k, v in awards.items()}, invoice_dims, emit=False)
+        outbox.emit_many(events)  # every event of the batch in one statement
+
+
 # --- The invoice hook ----------------------------------------------------------------------------
 
 
-def _load_invoice_fact(invoice_id: int) -> InvoiceFactRow | None:
+def _load_invoice_facts(invoice_ids: list[int]) -> dict[int, InvoiceFactRow]:
+    """The facts last counted for these invoices, locked (in id order)."""
     fields = list(InvoiceFactRow.__dataclass_fields__)
     table = InvoiceFact._meta.db_table
+    ids = sorted(invoice_ids)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {', '.join(fields)} FROM {table} WHERE invoice_id = %s{_for_update()}",  # noqa: S608
-            [invoice_id],
+            f"SELECT invoice_id, {', '.join(fields)} FROM {table} "  # noqa: S608
+            f"WHERE invoice_id IN ({', '.join(['%s'] * len(ids))}) "
+            f"ORDER BY invoice_id{_for_update()}",
+            ids,
         )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    values = dict(zip(fields, row, strict=True))
+        rows = cursor.fetchall()
+    return {invoice_id: _invoice_row(row) for invoice_id, *row in rows}
+
+
+def _invoice_row(row) -> InvoiceFactRow:
+    values = dict(zip(InvoiceFactRow.__dataclass_fields__, row, strict=True))
     if not isinstance(values["day"], date):
         values["day"] = date.fromisoformat(str(values["day"]))
     values["total"] = Decimal(str(values["total"])).quantize(Decimal("0.01"))
@@ -301,113 +556,213 @@ def _load_invoice_fact(invoice_id: int) -> InvoiceFactRow | None:
     return InvoiceFactRow(**values)
 
 
+def _load_invoice_fact(invoice_id: int) -> InvoiceFactRow | None:
+    return _load_invoice_facts([invoice_id]).get(invoice_id)
+
+
 def invoice_changed(invoice) -> None:
-    """Bring the rollups from the invoice's last counted state to its current one."""
-    with transaction.atomic():
+    """Bring the rollups from the invoice's last counted state to its current one (at the end
+    of the enclosing `deferred()` block if there is one, otherwise now)."""
+    batch = _current_batch()
+    if batch is not None:
+        batch.invoices[invoice.pk].append(
+            (_invoice_snapshot(invoice), _known_merchant_dims(invoice), batch.mark())
+        )
+        return
+    with _atomic_unless_in_one():
         old = _load_invoice_fact(invoice.pk)
         new = invoice_fact(invoice)
         if old == new:
             return
-        _apply_invoice(invoice.pk, old, new)
+        _apply_invoices([(invoice.pk, old, new)])
 
 
 def _apply_invoice(invoice_id: int, old: InvoiceFactRow | None, new: InvoiceFactRow) -> None:
+    _apply_invoices([(invoice_id, old, new)])
+
+
+def _facts_insert_sql(model, key: str, facts: list[tuple[int, object]]) -> tuple[str, list]:
+    table = model._meta.db_table
+    fields = list(type(facts[0][1]).__dataclass_fields__)
+    columns = [key, *fields]
+    one = f"({', '.join(['%s'] * len(columns))})"
+    params: list = []
+    for pk, fact in sorted(facts, key=lambda item: item[0]):
+        values = asdict(fact)
+        params.append(pk)
+        params.extend(values[f] for f in fields)
+    sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in fields)
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 (identifiers are ours)
+        f"VALUES {', '.join([one] * len(facts))} "
+        f"ON CONFLICT ({key}) DO UPDATE SET {sets}"
+    )
+    return sql, params
+
+
+def _save_facts(model, key: str, facts: list[tuple[int, object]]) -> None:
+    """Insert or overwrite fact rows (their own rows: no contention), in one statement."""
+    if not facts:
+        return
+    sql, params = _facts_insert_sql(model, key, facts)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _swap_facts(model, key: str, new_facts: dict[int, object], convert) -> dict[int, object]:
+    """Write the new fact rows and return the old ones (locked), in one statement on
+    PostgreSQL: both parts of the `WITH` see the rows as they were before it. An unchanged
+    fact is rewritten with the same values (harmless); its rollups are left alone."""
+    if connection.vendor != "postgresql":
+        table = model._meta.db_table
+        fields = list(type(next(iter(new_facts.values()))).__dataclass_fields__)
+        ids = sorted(new_facts)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {key}, {', '.join(fields)} FROM {table} "  # noqa: S608
+                f"WHERE {key} IN ({', '.join(['%s'] * len(ids))})",
+                ids,
+            )
+            old = {pk: convert(row) for pk, *row in cursor.fetchall()}
+        _save_facts(model, key, list(new_facts.items()))
+        return old
+    table = model._meta.db_table
+    fields = list(type(next(iter(new_facts.values()))).__dataclass_fields__)
+    ids = sorted(new_facts)
+    insert_sql, insert_params = _facts_insert_sql(model, key, list(new_facts.items()))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH old AS (SELECT {key}, {', '.join(fields)} FROM {table} "  # noqa: S608
+            f"WHERE {key} IN ({', '.join(['%s'] * len(ids))}) ORDER BY {key} FOR UPDATE), "
+            f"new AS ({insert_sql}) "
+            f"SELECT * FROM old",
+            [*ids, *insert_params],
+        )
+        return {pk: convert(row) for pk, *row in cursor.fetchall()}
+
+
+def _apply_invoices(
+    changes: list[tuple[int, InvoiceFactRow | None, InvoiceFactRow]],
+    *,
+    facts_saved=False,
+    emit=True,
+) -> list:
+    """Apply the changes to the rollups; write (or, `emit=False`, return) the outbox events."""
+    changes = [(invoice_id, old, new) for invoice_id, old, new in changes if old != new]
+    if not changes:
+        return []
     cells: dict[tuple, dict] = defaultdict(dict)
     participation: dict[tuple, int] = defaultdict(int)
     rejections: dict[tuple, int] = defaultdict(int)
     merchants: dict[tuple, dict] = defaultdict(dict)
-    for fact, sign in ((old, -1), (new, 1)):
-        if fact is None:
-            continue
-        _add_into(cells[fact.cell], _sub(fact.vector(), sign))
-        participation[("cell", *fact.cell, fact.consumer_id)] += sign
-        participation[("day", fact.day, "", "", fact.campaign_id, fact.consumer_id)] += sign
-        if fact.status == "rejected":
-            rejections[(*fact.cell, fact.rejection_code)] += sign
-        if fact.merchant_id:
-            v = fact.vector()
-            _add_into(
-                merchants[(fact.day, fact.merchant_id, fact.campaign_id)],
-                {
-                    "submitted": sign,
-                    "accepted": v["accepted"] * sign,
-                    "entered_total": v["entered_total"] * sign,
-                },
-            )
-    # The fact row first (it is the invoice's own row: no contention), then rollups in a fixed
-    # order: participation keys, participants per day, cells, rejections, merchants.
-    fact_values = asdict(new)
-    InvoiceFact.objects.update_or_create(invoice_id=invoice_id, defaults=fact_values)
+    for _invoice_id, old, new in changes:
+        for fact, sign in ((old, -1), (new, 1)):
+            if fact is None:
+                continue
+            _add_into(cells[fact.cell], _sub(fact.vector(), sign))
+            participation[("cell", *fact.cell, fact.consumer_id)] += sign
+            participation[("day", fact.day, "", "", fact.campaign_id, fact.consumer_id)] += sign
+            if fact.status == "rejected":
+                rejections[(*fact.cell, fact.rejection_code)] += sign
+            if fact.merchant_id:
+                v = fact.vector()
+                _add_into(
+                    merchants[(fact.day, fact.merchant_id, fact.campaign_id)],
+                    {
+                        "submitted": sign,
+                        "accepted": v["accepted"] * sign,
+                        "entered_total": v["entered_total"] * sign,
+                    },
+                )
+    # The fact rows first (the invoices' own rows: no contention), then rollups in a fixed
+    # order, each table's rows in key order: participation keys, participants per day, cells,
+    # rejections, merchants. The participation keys (one consumer's rows) in one statement,
+    # every shared rollup row in one more.
+    if not facts_saved:
+        _save_facts(InvoiceFact, "invoice_id", [(i, new) for i, _old, new in changes])
     cell_participants, day_participants = _participation(participation)
-    for key in sorted(day_participants):
-        delta = day_participants[key]
-        if not delta:
-            continue
-        row = _upsert(
-            DayParticipants._meta.db_table,
-            {"day": key[0], "campaign_id": key[1]},
-            {"participants": delta},
-            versioned=True,
-            returning=("id", "participants", "version"),
-        )
-        outbox.emit_participants(day=key[0], campaign_id=key[1], row=row)
+    day_keys = [k for k in sorted(day_participants) if day_participants[k]]
+    cell_rows = []
     for cell in sorted(set(cells) | set(cell_participants)):
         increments = {c: cells[cell].get(c, 0) for c in INVOICE_COLUMNS}
         increments["participants"] = cell_participants.get(cell, 0)
-        if not _nonzero(increments):
-            continue
-        returning = ("id", *INVOICE_COLUMNS, "participants", "version")
-        row = _upsert(
-            DailyRollup._meta.db_table,
-            dict(zip(CELL, cell, strict=True)),
-            increments,
-            versioned=True,
-            returning=returning,
-        )
-        outbox.emit_invoice_cell(cell=cell, row=dict(zip(returning, row, strict=True)))
-    for key in sorted(rejections):
-        if rejections[key]:
-            _upsert(
-                RejectionRollup._meta.db_table,
-                dict(zip((*CELL, "reason"), key, strict=True)),
-                {"count": rejections[key]},
-                versioned=False,
-            )
+        if _nonzero(increments):
+            cell_rows.append((cell, increments))
     totals: dict[tuple, dict] = defaultdict(dict)
+    merchant_rows = []
     for key in sorted(merchants):
         if _nonzero(merchants[key]):
-            _upsert(
-                MerchantRollup._meta.db_table,
-                dict(zip(("day", "merchant_id", "campaign_id"), key, strict=True)),
-                merchants[key],
-                versioned=False,
-            )
+            merchant_rows.append((key, merchants[key]))
             _add_into(totals[key[1:]], merchants[key])
-    for key in sorted(totals):
-        if _nonzero(totals[key]):
-            _upsert(
-                MerchantTotal._meta.db_table,
-                dict(zip(("merchant_id", "campaign_id"), key, strict=True)),
-                totals[key],
+    cell_returning = ("id", *INVOICE_COLUMNS, "participants", "version")
+    # The shared rows, in the fixed order: participants per day, cells, rejections, merchants.
+    day_rows, new_cells, _rejections, _merchants, _totals = _upsert_together(
+        [
+            _Upsert(
+                DayParticipants._meta.db_table,
+                ("day", "campaign_id"),
+                [(key, {"participants": day_participants[key]}) for key in day_keys],
+                versioned=True,
+                returning=("id", "participants", "version"),
+            ),
+            _Upsert(DailyRollup._meta.db_table, CELL, cell_rows, True, returning=cell_returning),
+            _Upsert(
+                RejectionRollup._meta.db_table,
+                (*CELL, "reason"),
+                [(k, {"count": rejections[k]}) for k in sorted(rejections) if rejections[k]],
                 versioned=False,
-            )
+            ),
+            _Upsert(
+                MerchantRollup._meta.db_table,
+                ("day", "merchant_id", "campaign_id"),
+                merchant_rows,
+                versioned=False,
+            ),
+            _Upsert(
+                MerchantTotal._meta.db_table,
+                ("merchant_id", "campaign_id"),
+                [(key, totals[key]) for key in sorted(totals) if _nonzero(totals[key])],
+                versioned=False,
+            ),
+        ]
+    )
+    events = [
+        outbox.participants_event(
+            day=key[0],
+            campaign_id=key[1],
+            row=(day_rows[key]["id"], day_rows[key]["participants"], day_rows[key]["version"]),
+        )
+        for key in day_keys
+    ]
+    events += [
+        outbox.invoice_cell_event(cell=cell, row=new_cells[cell]) for cell, _inc in cell_rows
+    ]
+    if emit:
+        outbox.emit_many(events)
+        return []
+    return events
 
 
 # --- The award hook ------------------------------------------------------------------------------
 
 
-def _load_award_fact(award_id: int) -> AwardFactRow | None:
+def _load_award_facts(award_ids: list[int]) -> dict[int, AwardFactRow]:
     fields = list(AwardFactRow.__dataclass_fields__)
     table = AwardFact._meta.db_table
+    ids = sorted(award_ids)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {', '.join(fields)} FROM {table} WHERE award_id = %s{_for_update()}",  # noqa: S608
-            [award_id],
+            f"SELECT award_id, {', '.join(fields)} FROM {table} "  # noqa: S608
+            f"WHERE award_id IN ({', '.join(['%s'] * len(ids))}) "
+            f"ORDER BY award_id{_for_update()}",
+            ids,
         )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    values = dict(zip(fields, row, strict=True))
+        rows = cursor.fetchall()
+    return {award_id: _award_row(row) for award_id, *row in rows}
+
+
+def _award_row(row) -> AwardFactRow:
+    values = dict(zip(AwardFactRow.__dataclass_fields__, row, strict=True))
     if not isinstance(values["day"], date):
         values["day"] = date.fromisoformat(str(values["day"]))
     for name in ("amount", "net_amount", "tax_withheld"):
@@ -415,28 +770,66 @@ def _load_award_fact(award_id: int) -> AwardFactRow | None:
     return AwardFactRow(**values)
 
 
+def _load_award_fact(award_id: int) -> AwardFactRow | None:
+    return _load_award_facts([award_id]).get(award_id)
+
+
 def award_changed(award) -> None:
-    """Bring the award rollups from the award's last counted state to its current one."""
-    with transaction.atomic():
-        old = _load_award_fact(award.pk)
-        new = award_fact(award)
-        if old == new:
-            return
+    """Bring the award rollups from the award's last counted state to its current one (at the
+    end of the enclosing `deferred()` block if there is one, otherwise now)."""
+    batch = _current_batch()
+    if batch is not None:
+        batch.awards[award.pk].append((_award_snapshot(award), batch.mark()))
+        return
+    _apply_awards({award.pk: award}, {})
+
+
+def _apply_awards(
+    awards: dict[int, object], invoice_dims: dict[int, tuple[str, str]], *, emit=True
+) -> list:
+    """Apply the awards' changes to the rollups; write (or return) the outbox events."""
+    with _atomic_unless_in_one():
+        # The seller's cell: from the invoices changed in the same batch, else one query.
+        unknown = sorted({a.invoice_id for a in awards.values()} - set(invoice_dims))
+        dims = dict(invoice_dims)
+        if unknown:
+            from apps.invoices.models import Invoice
+
+            merchant_of = dict(
+                Invoice.objects.filter(pk__in=unknown).values_list("pk", "merchant_id")
+            )
+            by_merchant = _merchant_dims_many(merchant_of.values())
+            for invoice_id in unknown:
+                dims[invoice_id] = by_merchant.get(merchant_of.get(invoice_id), ("", ""))
+        new_facts = {
+            award_id: _award_fact_from(award, dims.get(award.invoice_id, ("", "")))
+            for award_id, award in awards.items()
+        }
+        old_facts = _swap_facts(AwardFact, "award_id", new_facts, _award_row)
+        changes = [
+            (award_id, old_facts.get(award_id), new)
+            for award_id, new in sorted(new_facts.items())
+            if old_facts.get(award_id) != new
+        ]
+        if not changes:
+            return []
         cells: dict[tuple, dict] = defaultdict(dict)
-        for fact, sign in ((old, -1), (new, 1)):
-            if fact is not None:
-                _add_into(cells[fact.cell], _sub(fact.vector(), sign))
-        AwardFact.objects.update_or_create(award_id=award.pk, defaults=asdict(new))
+        for _award_id, old, new in changes:
+            for fact, sign in ((old, -1), (new, 1)):
+                if fact is not None:
+                    _add_into(cells[fact.cell], _sub(fact.vector(), sign))
         keys = (*CELL, "source", "kind", "tier")
         returning = ("id", *AWARD_COLUMNS, "version")
-        for cell in sorted(cells):
-            if not _nonzero(cells[cell]):
-                continue
-            row = _upsert(
-                AwardRollup._meta.db_table,
-                dict(zip(keys, cell, strict=True)),
-                {c: cells[cell].get(c, 0) for c in AWARD_COLUMNS},
-                versioned=True,
-                returning=returning,
-            )
-            outbox.emit_award_cell(cell=cell, row=dict(zip(returning, row, strict=True)))
+        rows = [
+            (cell, {c: cells[cell].get(c, 0) for c in AWARD_COLUMNS})
+            for cell in sorted(cells)
+            if _nonzero(cells[cell])
+        ]
+        new_rows = _upsert_many(
+            AwardRollup._meta.db_table, keys, rows, versioned=True, returning=returning
+        )
+        events = [outbox.award_cell_event(cell=cell, row=new_rows[cell]) for cell, _inc in rows]
+        if emit:
+            outbox.emit_many(events)
+            return []
+        return events

@@ -1,0 +1,258 @@
+"""Read-through cache of the configuration the submission path reads on every request.
+
+Campaigns (the active ones, their industry and area rules, their codes) and merchants (by
+credit code) change rarely and are read by every submission; they are kept in the Django cache
+(Redis in production, so every gunicorn worker sees one copy).
+
+Invalidation by generation stamps, so that no stale row can survive a change:
+
+- two generation keys, one for campaign configuration and one for merchants, hold a random
+  token. Every cached value is stored as (token it was read under, value), and a reader takes
+  the generation together with the values in one `get_many`, accepting only values stamped
+  with the current token;
+- a change (`post_save` / `post_delete` of `Campaign`, `CampaignIndustry`, `CampaignArea`,
+  `Merchant`; writers that bypass the signals call `campaign_cache_clear()` /
+  `merchant_cache_clear()`) replaces the token at once and again after the commit. A request
+  that read the old row just before the commit stores it under the token it read first, which
+  is no longer current: the next reader ignores it and reloads. (Deleting keys alone would let
+  that request put the old row back for the whole expiry time.)
+- a missing generation key (evicted, or a fresh cache) gets a new token, which voids
+  everything cached before; values also expire after `INVOICE_CONFIG_CACHE_SECONDS`
+  (default 300).
+
+The values are plain model instances and tuples; the key names carry a schema version.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from uuid import uuid4
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from .choices import CampaignStatus
+from .models import Campaign, CampaignArea, CampaignIndustry
+
+PREFIX = "invoices:cfg:v2"
+ACTIVE_CAMPAIGNS_KEY = f"{PREFIX}:campaigns:active"
+CAMPAIGN_GEN = f"{PREFIX}:gen:campaigns"
+MERCHANT_GEN = f"{PREFIX}:gen:merchants"
+_NONE = "none"  # cached "no such merchant" (a miss is not the same as "not cached")
+
+
+def _ttl() -> int:
+    return getattr(settings, "INVOICE_CONFIG_CACHE_SECONDS", 300)
+
+
+def _rules_key(campaign_id: int) -> str:
+    return f"{PREFIX}:campaign:{campaign_id}:rules"
+
+
+def _code_key(campaign_id: int) -> str:
+    return f"{PREFIX}:campaign:{campaign_id}:code"
+
+
+def _merchant_key(uscc: str) -> str:
+    return f"{PREFIX}:merchant:{uscc}"
+
+
+def _generation(found: dict, gen_key: str) -> str:
+    """The current token of a generation (read in the same `get_many` as the values)."""
+    token = found.get(gen_key)
+    if token is None:
+        token = uuid4().hex
+        if not cache.add(gen_key, token, None):  # another request started it meanwhile
+            token = cache.get(gen_key) or token
+    return token
+
+
+def _fresh(found: dict, key: str | None, token: str):
+    """The value cached under `key` if it was read under the current token, else None."""
+    item = found.get(key) if key else None
+    if not isinstance(item, tuple) or len(item) != 2 or item[0] != token:
+        return None
+    return item[1]
+
+
+def _store(key: str, token: str, value) -> None:
+    cache.set(key, (token, value), _ttl())
+
+
+# --- Campaigns -----------------------------------------------------------------------------------
+
+
+def _load_rule_lists(campaign_id: int) -> tuple[tuple, tuple, tuple]:
+    industries = list(
+        CampaignIndustry.objects.filter(campaign_id=campaign_id).values_list("code", "excluded")
+    )
+    areas = CampaignArea.objects.filter(campaign_id=campaign_id).values_list("code", flat=True)
+    return (
+        tuple(c for c, excluded in industries if not excluded),
+        tuple(c for c, excluded in industries if excluded),
+        tuple(areas),
+    )
+
+
+def _load_active_campaigns(token: str) -> list[Campaign]:
+    campaigns = list(
+        Campaign.objects.filter(status=CampaignStatus.ACTIVE).order_by("starts_at", "pk")
+    )
+    for campaign in campaigns:  # the rules travel with the campaign: one cache read for both
+        campaign._cached_rule_lists = _load_rule_lists(campaign.pk)
+    _store(ACTIVE_CAMPAIGNS_KEY, token, campaigns)
+    return campaigns
+
+
+def active_campaigns() -> list[Campaign]:
+    """Every active campaign, earliest start first (ties by id), with its rule lists."""
+    found = cache.get_many([CAMPAIGN_GEN, ACTIVE_CAMPAIGNS_KEY])
+    token = _generation(found, CAMPAIGN_GEN)
+    campaigns = _fresh(found, ACTIVE_CAMPAIGNS_KEY, token)
+    return _load_active_campaigns(token) if campaigns is None else campaigns
+
+
+def _window_match(campaigns: list[Campaign], issue_date: date) -> Campaign | None:
+    tz = timezone.get_current_timezone()
+    day_start = timezone.make_aware(datetime.combine(issue_date, time.min), tz)
+    day_end = day_start + timedelta(days=1)
+    for campaign in campaigns:
+        if campaign.starts_at < day_end and campaign.ends_at >= day_start:
+            return campaign
+    return None
+
+
+def campaign_for_issue_date(issue_date: date) -> Campaign | None:
+    """The open campaign whose window (in local time) contains the issue date; the earliest
+    starting one if windows overlap, so an invoice enters at most one campaign."""
+    return _window_match(active_campaigns(), issue_date)
+
+
+def campaign_and_merchant(issue_date: date, uscc: str):
+    """(`campaign_for_issue_date`, `merchant_by_uscc`) with one cache round trip."""
+    merchant_key = _merchant_key(uscc) if uscc else None
+    found = cache.get_many(
+        [CAMPAIGN_GEN, MERCHANT_GEN, ACTIVE_CAMPAIGNS_KEY, *([merchant_key] if uscc else [])]
+    )
+    campaign_token = _generation(found, CAMPAIGN_GEN)
+    campaigns = _fresh(found, ACTIVE_CAMPAIGNS_KEY, campaign_token)
+    if campaigns is None:
+        campaigns = _load_active_campaigns(campaign_token)
+    merchant = _NONE
+    if uscc:
+        merchant_token = _generation(found, MERCHANT_GEN)
+        merchant = _fresh(found, merchant_key, merchant_token)
+        if merchant is None:
+            merchant = _load_merchant(uscc, merchant_token)
+    return _window_match(campaigns, issue_date), (None if merchant == _NONE else merchant)
+
+
+def campaign_rule_lists(campaign: Campaign) -> tuple[tuple, tuple, tuple]:
+    """(included industry prefixes, excluded industry prefixes, area prefixes)."""
+    lists = getattr(campaign, "_cached_rule_lists", None)  # came with `active_campaigns`
+    if lists is not None:
+        return lists
+    key = _rules_key(campaign.pk)
+    found = cache.get_many([CAMPAIGN_GEN, key])
+    token = _generation(found, CAMPAIGN_GEN)
+    lists = _fresh(found, key, token)
+    if lists is None:
+        lists = _load_rule_lists(campaign.pk)
+        _store(key, token, lists)
+    return lists
+
+
+def campaign_code(campaign_id: int) -> str:
+    """A campaign's code by id ("" for none)."""
+    if not campaign_id:
+        return ""
+    key = _code_key(campaign_id)
+    found = cache.get_many([CAMPAIGN_GEN, key])
+    token = _generation(found, CAMPAIGN_GEN)
+    code = _fresh(found, key, token)
+    if code is None:
+        code = Campaign.objects.filter(pk=campaign_id).values_list("code", flat=True).first() or ""
+        _store(key, token, code)
+    return code
+
+
+def campaign_cache_clear(campaign_id: int | None = None) -> None:
+    """Forget every cached campaign, rule list and code (a new generation). Call after writing
+    campaigns or their rules without `save()` / `delete()`. `campaign_id` is accepted for the
+    callers' readability; every campaign's entries go."""
+    _bump(CAMPAIGN_GEN)
+
+
+# --- Merchants -----------------------------------------------------------------------------------
+
+
+def merchant_by_uscc(uscc: str):
+    """The merchant with this credit code, or None."""
+    if not uscc:
+        return None
+    key = _merchant_key(uscc)
+    found = cache.get_many([MERCHANT_GEN, key])
+    token = _generation(found, MERCHANT_GEN)
+    merchant = _fresh(found, key, token)
+    if merchant is None:
+        merchant = _load_merchant(uscc, token)
+    return None if merchant == _NONE else merchant
+
+
+def _load_merchant(uscc: str, token: str):
+    from apps.merchants.models import Merchant
+
+    merchant = Merchant.objects.filter(uscc=uscc).first() or _NONE
+    _store(_merchant_key(uscc), token, merchant)
+    return merchant
+
+
+def merchant_cache_clear(*usccs: str) -> None:
+    """Forget every cached merchant (a new generation). Call after writing merchants without
+    `save()`; the credit codes are accepted for the callers' readability."""
+    _bump(MERCHANT_GEN)
+
+
+# --- Invalidation --------------------------------------------------------------------------------
+
+
+def _bump(gen_key: str) -> None:
+    """A new generation now, and another after the commit: values read before our commit
+    and stored in between carry a token that is no longer current."""
+    cache.set(gen_key, uuid4().hex, None)
+    transaction.on_commit(lambda: cache.set(gen_key, uuid4().hex, None))
+
+
+def _on_campaign(sender, instance, **kwargs) -> None:
+    campaign_cache_clear(instance.pk)
+
+
+def _on_campaign_rule(sender, instance, **kwargs) -> None:
+    campaign_cache_clear(instance.campaign_id)
+
+
+def _on_merchant(sender, instance, **kwargs) -> None:
+    merchant_cache_clear(instance.uscc)
+
+
+def connect_signals() -> None:
+    from django.db.models.signals import post_delete, post_save
+
+    from apps.merchants.models import Merchant
+
+    for model in (Campaign,):
+        post_save.connect(_on_campaign, sender=model, dispatch_uid=f"cfg-cache-{model.__name__}")
+        post_delete.connect(
+            _on_campaign, sender=model, dispatch_uid=f"cfg-cache-del-{model.__name__}"
+        )
+    for model in (CampaignIndustry, CampaignArea):
+        post_save.connect(
+            _on_campaign_rule, sender=model, dispatch_uid=f"cfg-cache-{model.__name__}"
+        )
+        post_delete.connect(
+            _on_campaign_rule, sender=model, dispatch_uid=f"cfg-cache-del-{model.__name__}"
+        )
+    post_save.connect(_on_merchant, sender=Merchant, dispatch_uid="cfg-cache-merchant")
+    post_delete.connect(_on_merchant, sender=Merchant, dispatch_uid="cfg-cache-merchant-del")
