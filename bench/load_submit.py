@@ -486,8 +486,8 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=30, help="seconds per endpoint")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--wrk-threads", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=4, help="threads per worker (gthread)")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=2, help="threads per worker (gthread)")
     parser.add_argument("--pool", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--pool-size", type=int, default=8)
     parser.add_argument(
