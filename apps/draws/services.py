@@ -1247,7 +1247,7 @@ def instant_prize_payload(award: InstantAward) -> dict:
     }
 
 
-def instant_draw_for_entry(*, invoice) -> dict | None:
+def instant_draw_for_entry(*, invoice, consumer_locked: bool = False) -> dict | None:
     """Draw once for a new entry from its campaign's active instant pools. None: no prize.
 
     Called inside the submission transaction (or after a reviewer's release). Invariants:
@@ -1258,7 +1258,8 @@ def instant_draw_for_entry(*, invoice) -> dict | None:
     - a prize is awarded only if both conditional UPDATEs succeed (tier stock > 0, the day's
       quota not reached), so awards never exceed a tier's quantity or its daily quota under
       any concurrency; the consumer's row lock serialises their own draws, so the per-consumer
-      cap holds.
+      cap holds. `consumer_locked`: the caller's transaction already holds that lock (the
+      submission pipeline), so it is not taken again.
     """
     if invoice.campaign_id is None or invoice.status != InvoiceStatus.ACCEPTED:
         return None
@@ -1275,11 +1276,10 @@ def instant_draw_for_entry(*, invoice) -> dict | None:
         return None
     day = timezone.localdate(now)
     with transaction.atomic():
-        list(Consumer.objects.select_for_update().filter(pk=invoice.consumer_id).values("pk"))
-        try:
-            with transaction.atomic():
-                result = InstantDrawResult.objects.create(invoice=invoice, drawn_at=now)
-        except IntegrityError:
+        if not consumer_locked:
+            list(Consumer.objects.select_for_update().filter(pk=invoice.consumer_id).values("pk"))
+        result_id = _instant_claim(invoice, now)
+        if result_id is None:  # this entry has drawn already: its recorded outcome
             award = InstantAward.objects.filter(invoice_id=invoice.pk).select_related("tier")
             award = award.first()
             return instant_prize_payload(award) if award else None
@@ -1311,9 +1311,24 @@ def instant_draw_for_entry(*, invoice) -> dict | None:
         except PrizeError as exc:
             logger.warning("instant prize of pool %s not awarded: %s", pool.pk, exc.code)
             return None
-        result.won = True
-        result.save(update_fields=["won"])
+        InstantDrawResult.objects.filter(pk=result_id).update(won=True)
     return instant_prize_payload(award)
+
+
+def _instant_claim(invoice, now) -> int | None:
+    """Record that the entry draws: the id of its new `InstantDrawResult`, or None when it has
+    one already. One `INSERT … ON CONFLICT DO NOTHING` (PostgreSQL, and SQLite 3.35+): no
+    savepoint around a possible unique violation."""
+    connection = connections[router.db_for_write(InstantDrawResult)]
+    table = connection.ops.quote_name(InstantDrawResult._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (invoice_id, drawn_at, won) VALUES (%s, %s, %s) "  # noqa: S608
+            "ON CONFLICT (invoice_id) DO NOTHING RETURNING id",
+            [invoice.pk, connection.ops.adapt_datetimefield_value(now), False],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def instant_plan_quotas(*, pool: InstantPool, actor) -> int:

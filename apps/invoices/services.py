@@ -337,7 +337,7 @@ def _decide_locked(
             risk_assessment_save(invoice=invoice, decision=risk)
         prize = None
         if target == InvoiceStatus.ACCEPTED:
-            prize = instant_draw_for_entry(invoice=invoice)
+            prize = instant_draw_for_entry(invoice=invoice, consumer_locked=True)
         return invoice, code, detail, prize
 
 

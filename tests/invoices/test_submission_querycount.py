@@ -57,11 +57,12 @@ ACCEPTED_QUERIES = 19
 # consumer lock is touched.
 DUPLICATE_QUERIES = 14
 # An accepted submission that wins an instant prize: the accepted path plus the draw's own
-# statements (apps.draws: consumer lock, draw result, tiers, quotas, stock and quota UPDATEs,
-# award, savepoints) and the prize's (apps.prizes: fund, policy, award, its history, the
-# ledger reserve), and the award's rollup (fact, cell; its outbox event shares the invoice's
-# INSERT).
-INSTANT_WIN_QUERIES = 49
+# statements (apps.draws: the draw result claimed by one INSERT … ON CONFLICT DO NOTHING
+# under the pipeline's own consumer lock, tiers, quotas, stock and quota UPDATEs, award, the
+# award's savepoint, the result marked won) and the prize's (apps.prizes: fund, policy,
+# award, its history, the ledger reserve), and the award's rollup (fact, cell; its outbox
+# event shares the invoice's INSERT).
+INSTANT_WIN_QUERIES = 46
 
 _keys = itertools.count(1)
 
