@@ -431,17 +431,29 @@ def _reversal_evidence(cursor, params: dict, fdr: float) -> dict[int, _Reversals
         {**params, "min_n": RED_MIN_INVOICES},
     )
     tests = cursor.rowcount
-    a, b = _reversal_prior(cursor)
+    return _reversal_tests(cursor, "risk_r", _reversal_prior(cursor), fdr, tests)
+
+
+def _reversal_tests(
+    cursor, table: str, prior: tuple[float, float], fdr: float, tests: int
+) -> dict[int, _Reversals]:
+    """The exact beta-binomial tail for every subject of `table` (id, n entries, r reversed)
+    with two or more reversals above the prior's mean rate; those that Benjamini–Hochberg
+    selects at `fdr` among all `tests` subjects are `reported`."""
+    a, b = prior
     mean = a / (a + b)
-    cursor.execute("SELECT id, n, r FROM risk_r WHERE r >= 2 AND r > n * %(mean)s", {"mean": mean})
+    cursor.execute(
+        f"SELECT id, n, r FROM {table} WHERE r >= 2 AND r > n * %(mean)s",  # noqa: S608
+        {"mean": mean},
+    )
     found: dict[int, _Reversals] = {}
     pvalues: dict[int, float] = {}
-    for merchant_id, n, r in cursor.fetchall():
+    for subject_id, n, r in cursor.fetchall():
         p = beta_binomial_sf(int(r), int(n), a, b)
-        pvalues[merchant_id] = p
-        found[merchant_id] = _Reversals(int(n), int(r), p, z_of_p(p), mean, False)
-    for merchant_id in benjamini_hochberg(pvalues, fdr, tests):
-        found[merchant_id] = replace(found[merchant_id], reported=True)
+        pvalues[subject_id] = p
+        found[subject_id] = _Reversals(int(n), int(r), p, z_of_p(p), mean, False)
+    for subject_id in benjamini_hochberg(pvalues, fdr, tests):
+        found[subject_id] = replace(found[subject_id], reported=True)
     return found
 
 
@@ -490,18 +502,7 @@ def _consumer_reversal_evidence(cursor, params: dict, fdr: float) -> dict[int, _
         {**params, "min_n": CONSUMER_RED_MIN_INVOICES},
     )
     tests = cursor.rowcount
-    a, b = _consumer_reversal_prior(cursor)
-    mean = a / (a + b)
-    cursor.execute("SELECT id, n, r FROM risk_cr WHERE r >= 2 AND r > n * %(mean)s", {"mean": mean})
-    found: dict[int, _Reversals] = {}
-    pvalues: dict[int, float] = {}
-    for consumer_id, n, r in cursor.fetchall():
-        p = beta_binomial_sf(int(r), int(n), a, b)
-        pvalues[consumer_id] = p
-        found[consumer_id] = _Reversals(int(n), int(r), p, z_of_p(p), mean, False)
-    for consumer_id in benjamini_hochberg(pvalues, fdr, tests):
-        found[consumer_id] = replace(found[consumer_id], reported=True)
-    return found
+    return _reversal_tests(cursor, "risk_cr", _consumer_reversal_prior(cursor), fdr, tests)
 
 
 def _consumer_rows(cursor, params: dict, thresholds: Thresholds) -> tuple[list[dict], int]:
