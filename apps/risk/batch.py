@@ -206,6 +206,31 @@ def _wilson(share: str, n: str) -> str:
     )
 
 
+def _explained_with_reversals(rows: list[dict], reversals: dict, features, thresholds):
+    """(row, alert?, score, items) for each scored subject and each subject whose reversal
+    test is reported or strong (those not scored otherwise get only that item); a reported
+    reversal test is an alert on its own."""
+    by_id = {row["id"]: row for row in rows}
+    for subject_id, evidence in reversals.items():
+        if evidence.reported or evidence.z >= thresholds.feature_z:
+            by_id.setdefault(subject_id, {"id": subject_id, "scored": False})
+    for row in by_id.values():
+        evidence = reversals.get(row["id"])
+        extra = (
+            [evidence.item()]
+            if evidence and (evidence.reported or evidence.z >= thresholds.feature_z)
+            else []
+        )
+        strong, score, items = _explain(
+            row,
+            features if row.get("scored", True) else (),
+            thresholds,
+            extra=extra,
+            decisive=bool(evidence and evidence.reported),
+        )
+        yield row, strong, score, items
+
+
 def _explain(row: dict, features, thresholds: Thresholds, extra=(), decisive: bool = False):
     """(alert?, score, explanation items) of one scored row; `extra` are items scored outside
     the peer z-scores (calibrated tests), `decisive` that one of them alone is an alert."""
@@ -855,24 +880,9 @@ def batch_run(*, campaign: Campaign, as_of: datetime | None = None) -> BatchRun:
             consumer_rows, run.consumers = _consumer_rows(cursor, params, thresholds)
             claims = _consumer_reversal_evidence(cursor, params, float(config.reversal_fdr))
             clusters = _clusters(cursor, params)
-        by_merchant = {row["id"]: row for row in merchant_rows}
-        for merchant_id, evidence in reversals.items():
-            if evidence.reported or evidence.z >= thresholds.feature_z:
-                by_merchant.setdefault(merchant_id, {"id": merchant_id, "scored": False})
-        for row in by_merchant.values():
-            evidence = reversals.get(row["id"])
-            extra = (
-                [evidence.item()]
-                if evidence and (evidence.reported or evidence.z >= thresholds.feature_z)
-                else []
-            )
-            strong, score, items = _explain(
-                row,
-                MERCHANT_FEATURES if row.get("scored", True) else (),
-                thresholds,
-                extra=extra,
-                decisive=bool(evidence and evidence.reported),
-            )
+        for row, strong, score, items in _explained_with_reversals(
+            merchant_rows, reversals, MERCHANT_FEATURES, thresholds
+        ):
             MerchantBaseline.objects.filter(merchant_id=row["id"]).update(
                 score=score, features={i["feature"]: i["z"] for i in items}
             )
@@ -886,24 +896,9 @@ def batch_run(*, campaign: Campaign, as_of: datetime | None = None) -> BatchRun:
                         merchant_id=row["id"],
                     )
                 )
-        by_consumer = {row["id"]: row for row in consumer_rows}
-        for consumer_id, evidence in claims.items():
-            if evidence.reported or evidence.z >= thresholds.feature_z:
-                by_consumer.setdefault(consumer_id, {"id": consumer_id, "scored": False})
-        for row in by_consumer.values():
-            evidence = claims.get(row["id"])
-            extra = (
-                [evidence.item()]
-                if evidence and (evidence.reported or evidence.z >= thresholds.feature_z)
-                else []
-            )
-            strong, score, items = _explain(
-                row,
-                CONSUMER_FEATURES if row.get("scored", True) else (),
-                thresholds,
-                extra=extra,
-                decisive=bool(evidence and evidence.reported),
-            )
+        for row, strong, score, items in _explained_with_reversals(
+            consumer_rows, claims, CONSUMER_FEATURES, thresholds
+        ):
             if strong:
                 alerts.append(
                     _Alert(
