@@ -531,20 +531,25 @@ def _flush(batch: _Batch) -> None:
 # --- The invoice hook ----------------------------------------------------------------------------
 
 
-def _load_invoice_facts(invoice_ids: list[int]) -> dict[int, InvoiceFactRow]:
-    """The facts last counted for these invoices, locked (in id order)."""
-    fields = list(InvoiceFactRow.__dataclass_fields__)
-    table = InvoiceFact._meta.db_table
-    ids = sorted(invoice_ids)
+def _load_locked_facts(model, key: str, row_class, make_row, ids: list[int]) -> dict:
+    """The fact rows of `model` last counted for these keys (`key`: its key column), locked in
+    key order, as `row_class` values built by `make_row`."""
+    fields = list(row_class.__dataclass_fields__)
+    ids = sorted(ids)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT invoice_id, {', '.join(fields)} FROM {table} "  # noqa: S608
-            f"WHERE invoice_id IN ({', '.join(['%s'] * len(ids))}) "
-            f"ORDER BY invoice_id{_for_update()}",
+            f"SELECT {key}, {', '.join(fields)} FROM {model._meta.db_table} "  # noqa: S608
+            f"WHERE {key} IN ({', '.join(['%s'] * len(ids))}) "
+            f"ORDER BY {key}{_for_update()}",
             ids,
         )
         rows = cursor.fetchall()
-    return {invoice_id: _invoice_row(row) for invoice_id, *row in rows}
+    return {subject_id: make_row(row) for subject_id, *row in rows}
+
+
+def _load_invoice_facts(invoice_ids: list[int]) -> dict[int, InvoiceFactRow]:
+    """The facts last counted for these invoices, locked (in id order)."""
+    return _load_locked_facts(InvoiceFact, "invoice_id", InvoiceFactRow, _invoice_row, invoice_ids)
 
 
 def _invoice_row(row) -> InvoiceFactRow:
@@ -747,18 +752,8 @@ def _apply_invoices(
 
 
 def _load_award_facts(award_ids: list[int]) -> dict[int, AwardFactRow]:
-    fields = list(AwardFactRow.__dataclass_fields__)
-    table = AwardFact._meta.db_table
-    ids = sorted(award_ids)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT award_id, {', '.join(fields)} FROM {table} "  # noqa: S608
-            f"WHERE award_id IN ({', '.join(['%s'] * len(ids))}) "
-            f"ORDER BY award_id{_for_update()}",
-            ids,
-        )
-        rows = cursor.fetchall()
-    return {award_id: _award_row(row) for award_id, *row in rows}
+    """The facts last counted for these awards, locked (in id order)."""
+    return _load_locked_facts(AwardFact, "award_id", AwardFactRow, _award_row, award_ids)
 
 
 def _award_row(row) -> AwardFactRow:
