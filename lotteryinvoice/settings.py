@@ -574,6 +574,9 @@ INVOICE_PENDING_MAX_HOURS = env.int("INVOICE_PENDING_MAX_HOURS", default=48)
 INVOICE_RECHECK_BASE_MINUTES = env.int("INVOICE_RECHECK_BASE_MINUTES", default=60)
 INVOICE_RECHECK_MAX_MINUTES = env.int("INVOICE_RECHECK_MAX_MINUTES", default=720)
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)
+# Database connections that land a tax-authority feed's slices side by side (PostgreSQL): one
+# per core the database server can spare for a bulk load (docs/benchmarks.md).
+FEED_IMPORT_WORKERS = env.int("FEED_IMPORT_WORKERS", default=2)
 # API rate limits (DRF syntax "N/sec|min|hour|day"), per signed-in user, per IP, per submit.
 API_THROTTLE_RATES = {
     "consumer": env.str("API_THROTTLE_CONSUMER", default="120/min"),

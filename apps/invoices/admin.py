@@ -397,7 +397,8 @@ class TaxInvoiceRecordAdmin(ReadOnlyAdminMixin, LargeTableAdminMixin, admin.Mode
         "reverses_number",
     )
     list_filter = ("status", "issuer_kind", "is_red", "invoice_type")
-    # Newest rows first through the primary key: no index on issued_at.
+    # Highest numbers (the latest issued, within a tax office's series) first, through the
+    # primary key: no index on issued_at.
     ordering = ("-pk",)
     sortable_by = ("number",)
     # Turns the search box on; `get_search_results` decides what a term matches.

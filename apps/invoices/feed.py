@@ -42,6 +42,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -824,11 +825,12 @@ PHASE_PERCENT = {"reading": (0, 50), "ranking": (50, 0), "writing": (65, 0), "re
 # --- PostgreSQL: COPY, set-based validation, sorted upsert -----------------------------------
 
 REGISTRY = TaxInvoiceRecord._meta.db_table
-NUMBER_CONSTRAINT = "taxrecord_number_unique"
-# The staging table is UNLOGGED, not TEMP: PostgreSQL's parallel workers can scan it (they
-# cannot read a session's temporary tables). One per import, dropped when it ends.
+NUMBER_CONSTRAINT = "taxrecord_number_pk"  # named in migration invoices 0007
+# The staging table and the ranked rows are UNLOGGED, not TEMP: PostgreSQL's parallel workers
+# can scan them, and so can the connections that land slices side by side (neither can read a
+# session's temporary tables). One set per import, named after it, dropped when it ends.
 STAGE_PREFIX = "invoices_feed_stage_"
-WORK_TABLES = "feed_ranked, feed_reds, feed_red_blues"
+WORK_TABLES = "feed_reds, feed_red_blues"
 
 
 def _number_sql(c: str) -> str:
@@ -952,7 +954,7 @@ LOOKUP_SQL = {
 # the planner multiplies the selectivities of the two seller columns and so expects a handful
 # of rows from that join, and would then hash the whole staged file instead of a lookup table.
 RANK_SQL = f"""
-CREATE TEMP TABLE feed_ranked AS
+CREATE UNLOGGED TABLE __STAGE___ranked AS
 SELECT c.line, c.flags = 0 AS ok,
        CASE WHEN c.flags = 0 THEN row_number() OVER w END AS rn,
        CASE WHEN c.flags = 0 THEN first_value(c.line) OVER w END AS first_line,
@@ -997,7 +999,7 @@ NUMBER_KEY = (
 )
 RANK_SQL = RANK_SQL.replace("__NUMBER_KEY__", NUMBER_KEY)
 
-# The registry facts of some ranked rows (`{table}` is feed_ranked or feed_reds), in the
+# The registry facts of some ranked rows (`{table}` is the ranked table or feed_reds), in the
 # table's order (number order): the lookup tables are hashed, the ranked rows stream through.
 SOURCE_SQL = """
 SELECT r.number, r.invoice_type, r.issued_at, sel.seller_uscc, sel.trimmed_name AS seller_name,
@@ -1074,7 +1076,7 @@ def _is_number_conflict(exc: IntegrityError) -> bool:
 class PostgresPath:
     """COPY into a temporary staging table, rank set-based, land in number order."""
 
-    chunk_rows = 1_000_000  # rows of `feed_ranked` per landing transaction
+    chunk_rows = 1_000_000  # ranked rows per landing transaction
     segment_bytes = 64 * 1024 * 1024  # per COPY statement
 
     def __init__(self, importer: FeedImporter):
@@ -1085,6 +1087,7 @@ class PostgresPath:
     def run(self, columns: list[str]) -> None:
         self.names = [c if c in FEED_COLUMNS else f"extra_{i}" for i, c in enumerate(columns)]
         self.stage = f"{STAGE_PREFIX}{self.importer.feed_import.pk}"
+        self.ranked = f"{self.stage}_ranked"
         with connection.cursor() as cursor:
             self.cursor = cursor
             self._drop_leftovers()
@@ -1112,7 +1115,7 @@ class PostgresPath:
 
     def _own_tables(self) -> str:
         lookups = ", ".join(f"{self.stage}_{name}" for name in LOOKUP_SQL)
-        return f"{self.stage}, {lookups}, {WORK_TABLES}"
+        return f"{self.stage}, {lookups}, {self.ranked}, {WORK_TABLES}"
 
     def _drop_leftovers(self) -> None:
         """Staging tables of imports that died (a killed worker) are dropped by the next one."""
@@ -1121,20 +1124,19 @@ class PostgresPath:
             "AND relname LIKE %s",
             [STAGE_PREFIX.replace("_", r"\_") + "%"],
         )
-        names = [name for (name,) in self.cursor.fetchall()]
-        ids = {
-            int(n.removeprefix(STAGE_PREFIX))
-            for n in names
-            if n.removeprefix(STAGE_PREFIX).isdigit()
+        # The import's id, then its own tables' suffixes (`_sellers`, `_ranked`, …).
+        owners = {
+            name: int(owner)
+            for (name,) in self.cursor.fetchall()
+            if (owner := name.removeprefix(STAGE_PREFIX).split("_")[0]).isdigit()
         }
         running = set(
-            FeedImport.objects.filter(pk__in=ids, status=FeedImportStatus.RUNNING).values_list(
-                "pk", flat=True
-            )
+            FeedImport.objects.filter(
+                pk__in=set(owners.values()), status=FeedImportStatus.RUNNING
+            ).values_list("pk", flat=True)
         )
-        for name in names:
-            suffix = name.removeprefix(STAGE_PREFIX)
-            if suffix.isdigit() and int(suffix) not in running:
+        for name, owner in owners.items():
+            if owner not in running:
                 self.cursor.execute(f"DROP TABLE IF EXISTS {name}")
 
     def _load(self) -> None:
@@ -1213,7 +1215,6 @@ class PostgresPath:
                     if sql.lstrip().startswith("CREATE UNLOGGED"):
                         bound.execute(f"ANALYZE {sql.split()[3]}")
                     self.importer.timings[f"rank.{step}"] = time.monotonic() - started
-        self.cursor.execute("ANALYZE feed_ranked")
 
     def _raw_rows(self, where: str, params=None) -> Iterator[tuple]:
         """(line, ranked columns…, raw row text) of some rows, in line order, streamed."""
@@ -1221,7 +1222,7 @@ class PostgresPath:
         with transaction.atomic(), connection.chunked_cursor() as rows:
             rows.execute(
                 f"SELECT r.line, r.flags, r.ok, r.first_line, {select} "  # noqa: S608 - our constants and identifiers; values are bound
-                f"FROM feed_ranked r JOIN {self.stage} s ON s.line = r.line WHERE {where} "
+                f"FROM {self.ranked} r JOIN {self.stage} s ON s.line = r.line WHERE {where} "
                 "ORDER BY r.line",
                 params,
             )
@@ -1235,9 +1236,9 @@ class PostgresPath:
         One scan of the ranked rows also counts what the landing steps need (the blue and red
         candidates), so they do not scan again for it."""
         self.cursor.execute(
-            "SELECT count(*) FILTER (WHERE NOT ok OR rn > 1), "
+            "SELECT count(*) FILTER (WHERE NOT ok OR rn > 1), "  # noqa: S608 - our identifier
             "count(*) FILTER (WHERE ok AND rn = 1 AND NOT is_red), "
-            "count(*) FILTER (WHERE ok AND rn = 1 AND is_red), count(*) FROM feed_ranked"
+            f"count(*) FILTER (WHERE ok AND rn = 1 AND is_red), count(*) FROM {self.ranked}"
         )
         bad, self.blue_candidates, self.red_candidates, self.ranked_rows = self.cursor.fetchone()
         if not bad:
@@ -1250,62 +1251,94 @@ class PostgresPath:
         self.errors.flush()
 
     def _land(self, table: str, where: str) -> tuple[int, int]:
-        """Write one slice of number-sorted rows to the registry, in one transaction; returns
-        (inserted, updated). Rows whose facts the registry already holds are not touched."""
+        """Write one slice of number-sorted rows to the registry, in one transaction, on the
+        calling thread's connection; returns (inserted, updated). Rows whose facts the
+        registry already holds are not touched."""
         source = SOURCE_SQL.format(table=table, stage=self.stage, where=where)
         params: dict[str, object] = {"now": self.importer.now}
         updated = 0
-        with transaction.atomic():
+        with transaction.atomic(), connection.cursor() as cursor:
             # The ranked rows stay the outer side of every join, whose lookup tables are hashed
             # in one batch (a hash join in batches would reorder its output): the rows reach
             # the number index in number order.
-            self.cursor.execute("SET LOCAL join_collapse_limit = 1")
-            self.cursor.execute("SET LOCAL work_mem = '256MB'")
-            self.cursor.execute("SET LOCAL jit = off")
-            self.cursor.execute(f"SELECT min(r.number), max(r.number) FROM {table} r WHERE {where}")  # noqa: S608 - our constants and identifiers; values are bound
-            params["low"], params["high"] = self.cursor.fetchone()
+            cursor.execute("SET LOCAL join_collapse_limit = 1")
+            cursor.execute("SET LOCAL work_mem = '256MB'")
+            cursor.execute("SET LOCAL jit = off")
+            cursor.execute(f"SELECT min(r.number), max(r.number) FROM {table} r WHERE {where}")  # noqa: S608 - our constants and identifiers; values are bound
+            params["low"], params["high"] = cursor.fetchone()
             if params["low"] is None:
                 return 0, 0
-            self.cursor.execute(EXISTING_SQL, params)
-            (existing,) = self.cursor.fetchone()
+            cursor.execute(EXISTING_SQL, params)
+            (existing,) = cursor.fetchone()
             if existing:
-                self.cursor.execute(UPDATE_SQL.format(source=source), params)
-                updated = self.cursor.rowcount
+                cursor.execute(UPDATE_SQL.format(source=source), params)
+                updated = cursor.rowcount
             try:
                 with transaction.atomic():
                     insert = INSERT_NEW_SQL if existing else INSERT_SQL
-                    self.cursor.execute(insert.format(source=source), params)
-                    inserted = self.cursor.rowcount
+                    cursor.execute(insert.format(source=source), params)
+                    inserted = cursor.rowcount
             except IntegrityError as exc:
                 if not _is_number_conflict(exc):
                     raise
                 # A number of this slice landed meanwhile (another import, a verification
                 # reply): ON CONFLICT settles each row (rows updated above are unchanged now).
-                self.cursor.execute(UPSERT_SQL.format(source=source), params)
-                inserted, more = self.cursor.fetchone()
+                cursor.execute(UPSERT_SQL.format(source=source), params)
+                inserted, more = cursor.fetchone()
                 updated += more
-        self.counters.inserted += inserted
-        self.counters.updated += updated
         return inserted, updated
+
+    def _land_on_own_connection(self, where: str) -> tuple[int, int]:
+        """A landing thread's slice, on that thread's own connection (closed afterwards)."""
+        try:
+            return self._land(self.ranked, where)
+        finally:
+            connection.close()
 
     def _land_blues(self) -> None:
         self.cursor.execute(
-            "SELECT pg_relation_size('feed_ranked') / current_setting('block_size')::int"
+            f"SELECT pg_relation_size('{self.ranked}') / current_setting('block_size')::int"
         )
         (blocks,) = self.cursor.fetchone()
         candidates, rows = self.blue_candidates, self.ranked_rows
-        # Slices of about `chunk_rows` rows (whatever the width of a row).
+        # Slices of about `chunk_rows` rows (whatever the width of a row): TID range scans of
+        # consecutive stretches of the number-sorted table, one transaction each, so the admin
+        # sees progress between them.
         step = max(1, blocks * self.chunk_rows // rows) if rows else 1
+        slices = [
+            f"r.ok AND r.rn = 1 AND NOT r.is_red "
+            f"AND r.ctid >= '({start},0)'::tid AND r.ctid < '({start + step},0)'::tid"
+            for start in range(0, blocks + 1, step)
+        ]
+        workers = min(settings.FEED_IMPORT_WORKERS, len(slices))
         landed = 0
-        for start in range(0, blocks + 1, step):
-            # TID range scans: consecutive slices of the number-sorted table, one transaction
-            # each, so the admin sees progress between them.
-            where = (
-                f"r.ok AND r.rn = 1 AND NOT r.is_red "
-                f"AND r.ctid >= '({start},0)'::tid AND r.ctid < '({start + step},0)'::tid"
-            )
-            landed += sum(self._land("feed_ranked", where))
-            self.importer.progress("writing")
+        if workers > 1 and not connection.in_atomic_block:
+            # Side by side on their own connections: the slices' number ranges are disjoint,
+            # so they meet neither in the registry's unique index nor in its locks. (Inside a
+            # caller's transaction — tests, a service — other connections could not see the
+            # staged rows, so the slices land one after another on the caller's connection.)
+            with ThreadPoolExecutor(workers, thread_name_prefix="feed-land") as pool:
+                pending = {pool.submit(self._land_on_own_connection, w) for w in slices}
+                try:
+                    while pending:
+                        done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                        for future in done:
+                            inserted, updated = future.result()  # re-raises a slice's error
+                            self.counters.inserted += inserted
+                            self.counters.updated += updated
+                            landed += inserted + updated
+                        self.importer.progress("writing")
+                except BaseException:
+                    for future in pending:
+                        future.cancel()
+                    raise
+        else:
+            for where in slices:
+                inserted, updated = self._land(self.ranked, where)
+                self.counters.inserted += inserted
+                self.counters.updated += updated
+                landed += inserted + updated
+                self.importer.progress("writing")
         self.counters.unchanged += candidates - landed
         if landed:
             # Fresh statistics for the look-ups that follow (red invoices' blue ones, the
@@ -1318,7 +1351,7 @@ class PostgresPath:
         # A blue-only feed: the (empty) table without a scan of the ranked rows.
         data = "WITH DATA" if self.red_candidates else "WITH NO DATA"
         where = "ok AND rn = 1 AND is_red"
-        sql = f"CREATE TEMP TABLE feed_reds AS SELECT * FROM feed_ranked WHERE {where} {data}"  # noqa: S608 - our constants only
+        sql = f"CREATE TEMP TABLE feed_reds AS SELECT * FROM {self.ranked} WHERE {where} {data}"  # noqa: S608 - our constants only
         self.cursor.execute(sql)
         self.cursor.execute(RED_BLUES_SQL)
         self.cursor.execute("SELECT EXISTS (SELECT 1 FROM feed_red_blues WHERE NOT known)")
@@ -1334,6 +1367,8 @@ class PostgresPath:
         self.cursor.execute("SELECT count(*) FROM feed_reds")
         candidates = self.cursor.fetchone()[0]
         inserted, updated = self._land("feed_reds", "TRUE")
+        self.counters.inserted += inserted
+        self.counters.updated += updated
         self.counters.unchanged += candidates - inserted - updated
         self.counters.red_applied += inserted + updated
 

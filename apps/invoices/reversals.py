@@ -84,7 +84,7 @@ WITH blues AS (
         AND r.reverses_number <> ''
     GROUP BY b.number
 ), states AS (
-    SELECT t.id, s.red_total,
+    SELECT t.number, s.red_total,
            CASE WHEN s.red_total <= 0 THEN '{RegistryStatus.NORMAL.value}'
                 WHEN s.red_total >= t.total THEN '{RegistryStatus.RED_FLUSHED.value}'
                 ELSE '{RegistryStatus.PARTIALLY_RED_FLUSHED.value}' END AS status
@@ -93,7 +93,7 @@ WITH blues AS (
     UPDATE {REGISTRY} t
     SET red_total = x.red_total, status = x.status, last_synced_at = %(now)s
     FROM states x
-    WHERE t.id = x.id AND (t.red_total, t.status) IS DISTINCT FROM (x.red_total, x.status)
+    WHERE t.number = x.number AND (t.red_total, t.status) IS DISTINCT FROM (x.red_total, x.status)
     RETURNING t.number
 )
 INSERT INTO reversal_changed_blues SELECT number FROM changed

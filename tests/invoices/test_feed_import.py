@@ -400,7 +400,7 @@ def test_a_number_that_landed_meanwhile_is_settled_row_by_row(monkeypatch):
 @pytest.mark.postgres
 def test_rows_land_in_number_order_and_first_wins_across_the_sort_key():
     """The ranking sorts on two integers (the first 18 digits, the last two): a scattered file
-    lands in number order (the registry's ids follow the numbers), numbers that share their
+    lands in number order (the registry's rows are written in that order), numbers that share their
     first 18 digits stay apart, and a repeated number is still reported against its first
     line. A feed without red invoices skips the red step's scan and counts no reds."""
     order = [199, 101, 200, 100, 150, 101, 299]  # 101 twice: lines 3 and 7
@@ -408,7 +408,9 @@ def test_rows_land_in_number_order_and_first_wins_across_the_sort_key():
     assert result.status == FeedImportStatus.DONE, result.error_message
     assert (result.inserted, result.red_applied, result.error_rows) == (6, 0, 1)
     assert errors_of(result) == [(7, "number", "feed.duplicate_number")]
-    landed = list(TaxInvoiceRecord.objects.order_by("id").values_list("number", "total"))
+    with connection.cursor() as cursor:  # the order the rows were written in
+        cursor.execute(f"SELECT number, total FROM {feed.REGISTRY} ORDER BY ctid")
+        landed = cursor.fetchall()
     assert [number for number, _total in landed] == sorted({n(i) for i in order})
     assert dict(landed)[n(101)] == Decimal("101.00")
     from django.conf import settings
@@ -424,6 +426,86 @@ def test_staging_tables_are_dropped():
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'invoices_feed_stage_%%'")
         assert cursor.fetchone()[0] == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_slices_land_side_by_side_on_their_own_connections(monkeypatch, settings):
+    """Outside a caller's transaction the blue slices land on `FEED_IMPORT_WORKERS` connections
+    of their own: the same registry, report and counters as one connection, and a re-import is
+    still a no-op."""
+    import threading
+
+    settings.FEED_IMPORT_WORKERS = 2
+    monkeypatch.setattr(feed.PostgresPath, "chunk_rows", 2)
+    landers = set()
+    land = feed.PostgresPath._land
+
+    def spy(self, table, where):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            landers.add((threading.current_thread().name, table, cursor.fetchone()[0]))
+        return land(self, table, where)
+
+    monkeypatch.setattr(feed.PostgresPath, "_land", spy)
+    result = run(BAD_FEED)
+    assert result.status == FeedImportStatus.DONE, result.error_message
+    assert errors_of(result) == EXPECTED_ERRORS
+    assert set(TaxInvoiceRecord.objects.values_list("number", flat=True)) == LANDED
+    assert (result.inserted, result.red_applied) == (len(LANDED), 2)
+    blue = {(name, pid) for name, table, pid in landers if table.endswith("_ranked")}
+    assert len({pid for _name, pid in blue}) >= 2  # more than one connection landed slices
+    assert all(name.startswith("feed-land") for name, _pid in blue)
+
+    again = run(BAD_FEED, name="again.csv")
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, len(LANDED))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_slice_fails_the_import_and_its_tables_go(monkeypatch, settings):
+    settings.FEED_IMPORT_WORKERS = 2
+    monkeypatch.setattr(feed.PostgresPath, "chunk_rows", 2)
+    land = feed.PostgresPath._land
+    calls = []
+
+    def flaky(self, table, where):
+        calls.append(where)
+        if len(calls) == 2:
+            raise RuntimeError("connection lost")
+        return land(self, table, where)
+
+    monkeypatch.setattr(feed.PostgresPath, "_land", flaky)
+    with pytest.raises(RuntimeError, match="connection lost"):  # re-raised for the task runner
+        run(BAD_FEED)
+    assert FeedImport.objects.get(file_name="feed.csv").status == FeedImportStatus.FAILED
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'invoices_feed_stage_%%'")
+        assert cursor.fetchone()[0] == 0
+    # The slices that landed are whole, and the next import completes the registry.
+    monkeypatch.setattr(feed.PostgresPath, "_land", land)
+    assert run(BAD_FEED, name="again.csv").status == FeedImportStatus.DONE
+    assert set(TaxInvoiceRecord.objects.values_list("number", flat=True)) == LANDED
+
+
+@pytest.mark.postgres
+def test_a_dead_imports_tables_are_dropped_by_the_next_one():
+    """A killed worker leaves its staging, lookup and ranked tables; the next import drops
+    them (unless that import is still running)."""
+    dead = FeedImport.objects.create(file_name="dead.csv", status=FeedImportStatus.FAILED)
+    alive = FeedImport.objects.create(file_name="alive.csv", status=FeedImportStatus.RUNNING)
+    with connection.cursor() as cursor:
+        for owner in (dead.pk, alive.pk):
+            for suffix in ("", "_sellers", "_ranked"):
+                cursor.execute(f"CREATE UNLOGGED TABLE {feed.STAGE_PREFIX}{owner}{suffix} (x int)")
+    run(feed_bytes(row(n(1))))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relname LIKE 'invoices_feed_stage_%%' "
+            "ORDER BY relname"
+        )
+        left = [name for (name,) in cursor.fetchall()]
+    assert left == sorted(f"{feed.STAGE_PREFIX}{alive.pk}{s}" for s in ("", "_sellers", "_ranked"))
 
 
 # --- The admin: upload, progress, error report ----------------------------------------------
