@@ -47,6 +47,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from itertools import zip_longest
 from typing import IO
 from zoneinfo import ZoneInfo
 
@@ -954,7 +955,7 @@ LOOKUP_SQL = {
 # the planner multiplies the selectivities of the two seller columns and so expects a handful
 # of rows from that join, and would then hash the whole staged file instead of a lookup table.
 RANK_SQL = f"""
-CREATE UNLOGGED TABLE __STAGE___ranked AS
+CREATE UNLOGGED TABLE __RANKED__ AS
 SELECT c.line, c.flags = 0 AS ok,
        CASE WHEN c.flags = 0 THEN row_number() OVER w END AS rn,
        CASE WHEN c.flags = 0 THEN first_value(c.line) OVER w END AS first_line,
@@ -979,6 +980,7 @@ FROM (
         JOIN __STAGE___buyers buy USING (buyer_name)
         JOIN __STAGE___times tim USING (issued_at)
         JOIN __STAGE___sellers sel USING (seller_uscc, seller_name)
+        WHERE __PART__
         OFFSET 0
     ) v
     OFFSET 0
@@ -1087,11 +1089,16 @@ class PostgresPath:
     def run(self, columns: list[str]) -> None:
         self.names = [c if c in FEED_COLUMNS else f"extra_{i}" for i, c in enumerate(columns)]
         self.stage = f"{STAGE_PREFIX}{self.importer.feed_import.pk}"
+        # The ranked rows: one table per range of numbers (`parts`), ranked and landed side by
+        # side, and a view of them all for the steps that read every row.
         self.ranked = f"{self.stage}_ranked"
+        workers = settings.FEED_IMPORT_WORKERS
+        self.parallel = workers > 1 and not connection.in_atomic_block
+        self.parts = [f"{self.ranked}_{k}" for k in range(max(1, workers))]
         with connection.cursor() as cursor:
             self.cursor = cursor
             self._drop_leftovers()
-            cursor.execute(f"DROP TABLE IF EXISTS {self._own_tables()}")
+            cursor.execute(f"DROP TABLE IF EXISTS {self._own_tables()} CASCADE")
             extra = [n for n in self.names if n not in FEED_COLUMNS]
             stage_columns = ", ".join(f"{c} text" for c in [*FEED_COLUMNS, *extra])
             cursor.execute(
@@ -1111,11 +1118,11 @@ class PostgresPath:
                 timed("reversals", self._reverse)
             finally:
                 with _savepoint_if_nested():
-                    cursor.execute(f"DROP TABLE IF EXISTS {self._own_tables()}")
+                    cursor.execute(f"DROP TABLE IF EXISTS {self._own_tables()} CASCADE")
 
     def _own_tables(self) -> str:
         lookups = ", ".join(f"{self.stage}_{name}" for name in LOOKUP_SQL)
-        return f"{self.stage}, {lookups}, {self.ranked}, {WORK_TABLES}"
+        return f"{self.stage}, {lookups}, {', '.join(self.parts)}, {WORK_TABLES}"
 
     def _drop_leftovers(self) -> None:
         """Staging tables of imports that died (a killed worker) are dropped by the next one."""
@@ -1137,7 +1144,7 @@ class PostgresPath:
         )
         for name, owner in owners.items():
             if owner not in running:
-                self.cursor.execute(f"DROP TABLE IF EXISTS {name}")
+                self.cursor.execute(f"DROP TABLE IF EXISTS {name} CASCADE")
 
     def _load(self) -> None:
         """COPY the file in segments of a few dozen MiB: between two segments the connection
@@ -1182,8 +1189,6 @@ class PostgresPath:
             self.errors.deferred = False
 
     def _rank(self) -> None:
-        import psycopg
-
         params = {
             "yy": self.importer.ctx.yy,
             "provinces": sorted(PROVINCE_CODES),
@@ -1194,27 +1199,94 @@ class PostgresPath:
             "key": crypto.keyring().blind_keys[0],
         }
         with transaction.atomic():
-            self.cursor.execute("SET LOCAL work_mem = '512MB'")
+            for step, sql in LOOKUP_SQL.items():
+                self._run_bound(step, sql.replace("__STAGE__", self.stage), params)
+        started = time.monotonic()
+        jobs = [
+            (part, {**params, "low": low, "high": high})
+            for part, (low, high) in zip(self.parts, self._number_ranges(), strict=True)
+        ]
+        if self.parallel:
+            # Each range on its own connection, both cores busy all along (one statement's
+            # parallel workers leave one core idle while its leader sorts and writes).
+            with ThreadPoolExecutor(len(jobs), thread_name_prefix="feed-rank") as pool:
+                for future in [pool.submit(self._rank_on_own_connection, *job) for job in jobs]:
+                    future.result()
+        else:
+            for job in jobs:
+                self._rank_part(*job)
+        self.importer.timings["rank.rank"] = time.monotonic() - started
+        union = " UNION ALL ".join(f"SELECT * FROM {part}" for part in self.parts)  # noqa: S608 - our identifiers
+        self.cursor.execute(f"CREATE VIEW {self.ranked} AS {union}")
+
+    def _number_ranges(self) -> list[tuple[str | None, str | None]]:
+        """Bounds that split the staged numbers into `len(parts)` ranges of about equal size
+        (from a sample; byte order, which is number order for valid numbers), so that the
+        parts land in disjoint stretches of the registry's number index. A row's range
+        depends only on its number: repeated numbers meet in one part."""
+        count = len(self.parts)
+        if count == 1:
+            return [(None, None)]
+        sample = "TABLESAMPLE SYSTEM (1)" if self.counters.total_rows > 1_000_000 else ""
+        self.cursor.execute(
+            'SELECT percentile_disc(%s) WITHIN GROUP (ORDER BY number COLLATE "C") '  # noqa: S608 - our identifier
+            f"FROM {self.stage} {sample}",
+            [[k / count for k in range(1, count)]],
+        )
+        bounds = self.cursor.fetchone()[0] or [None] * (count - 1)
+        return list(zip([None, *bounds], [*bounds, None], strict=True))
+
+    def _rank_on_own_connection(self, part: str, params: dict) -> None:
+        try:
+            self._rank_part(part, params)
+        finally:
+            connection.close()
+
+    def _rank_part(self, part: str, params: dict) -> None:
+        """Validate, type and rank the staged rows of one range of numbers into `part`."""
+        where = " AND ".join(
+            ["TRUE"]
+            + (['s.number COLLATE "C" >= %(low)s'] if params["low"] is not None else [])
+            + (['s.number COLLATE "C" < %(high)s'] if params["high"] is not None else [])
+        )
+        sql = (
+            RANK_SQL.replace("__STAGE__", self.stage)
+            .replace("__RANKED__", part)
+            .replace("__PART__", where)
+        )
+        with transaction.atomic():
+            if self.parallel:
+                # The ranges already keep the cores busy.
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+            self._run_bound(None, sql, params)
+
+    def _run_bound(self, step: str | None, sql: str, params: dict) -> None:
+        """One statement of the ranking, in the caller's transaction on this thread's
+        connection, then ANALYZE of the table it made."""
+        import psycopg
+
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL work_mem = '512MB'")
             # Compiling these expressions costs seconds per process and gains little.
-            self.cursor.execute("SET LOCAL jit = off")
+            cursor.execute("SET LOCAL jit = off")
             # Join estimates over fresh tables are poor; a nested loop over millions of rows
             # would never finish. Hash joins are right for every size here.
-            self.cursor.execute("SET LOCAL enable_nestloop = off")
-            self.cursor.execute("SET LOCAL enable_mergejoin = off")
+            cursor.execute("SET LOCAL enable_nestloop = off")
+            cursor.execute("SET LOCAL enable_mergejoin = off")
             # The joins in the order written (see RANK_SQL).
-            self.cursor.execute("SET LOCAL join_collapse_limit = 1")
-            # A server-side-binding cursor on the raw connection: the blind-index key travels
-            # as a bound parameter, never inside the statement text (so never in a query log,
-            # pg_stat_activity or Django's debug SQL log).
-            with psycopg.Cursor(connection.connection) as bound:
-                for step, sql in [*LOOKUP_SQL.items(), ("rank", RANK_SQL)]:
-                    sql = sql.replace("__STAGE__", self.stage)
-                    started = time.monotonic()
-                    # Only the parameters a statement uses: the key goes where it is needed.
-                    bound.execute(sql, {k: v for k, v in params.items() if f"%({k})s" in sql})
-                    if sql.lstrip().startswith("CREATE UNLOGGED"):
-                        bound.execute(f"ANALYZE {sql.split()[3]}")
-                    self.importer.timings[f"rank.{step}"] = time.monotonic() - started
+            cursor.execute("SET LOCAL join_collapse_limit = 1")
+        # A server-side-binding cursor on the raw connection: the blind-index key travels as a
+        # bound parameter, never inside the statement text (so never in a query log,
+        # pg_stat_activity or Django's debug SQL log).
+        with psycopg.Cursor(connection.connection) as bound:
+            started = time.monotonic()
+            # Only the parameters a statement uses: the key goes where it is needed.
+            bound.execute(sql, {k: v for k, v in params.items() if f"%({k})s" in sql})
+            bound.execute(f"ANALYZE {sql.split()[3]}")
+            if step:
+                self.importer.timings[f"rank.{step}"] = time.monotonic() - started
 
     def _raw_rows(self, where: str, params=None) -> Iterator[tuple]:
         """(line, ranked columns…, raw row text) of some rows, in line order, streamed."""
@@ -1288,37 +1360,47 @@ class PostgresPath:
                 updated += more
         return inserted, updated
 
-    def _land_on_own_connection(self, where: str) -> tuple[int, int]:
+    def _land_on_own_connection(self, table: str, where: str) -> tuple[int, int]:
         """A landing thread's slice, on that thread's own connection (closed afterwards)."""
         try:
-            return self._land(self.ranked, where)
+            return self._land(table, where)
         finally:
             connection.close()
 
     def _land_blues(self) -> None:
-        self.cursor.execute(
-            f"SELECT pg_relation_size('{self.ranked}') / current_setting('block_size')::int"
-        )
-        (blocks,) = self.cursor.fetchone()
-        candidates, rows = self.blue_candidates, self.ranked_rows
         # Slices of about `chunk_rows` rows (whatever the width of a row): TID range scans of
-        # consecutive stretches of the number-sorted table, one transaction each, so the admin
-        # sees progress between them.
-        step = max(1, blocks * self.chunk_rows // rows) if rows else 1
-        slices = [
-            f"r.ok AND r.rn = 1 AND NOT r.is_red "
-            f"AND r.ctid >= '({start},0)'::tid AND r.ctid < '({start + step},0)'::tid"
-            for start in range(0, blocks + 1, step)
-        ]
-        workers = min(settings.FEED_IMPORT_WORKERS, len(slices))
+        # consecutive stretches of a number-sorted part, one transaction each, so the admin
+        # sees progress between them. The parts' slices alternate: side by side, the landing
+        # connections write to disjoint stretches of the number index.
+        per_part = []
+        for part in self.parts:
+            self.cursor.execute(
+                "SELECT pg_relation_size(oid) / current_setting('block_size')::int, reltuples "
+                "FROM pg_class WHERE oid = %s::regclass",
+                [part],
+            )
+            blocks, rows = self.cursor.fetchone()
+            step = max(1, int(blocks * self.chunk_rows // rows)) if rows > 0 else blocks + 1
+            per_part.append(
+                [
+                    (
+                        part,
+                        f"r.ok AND r.rn = 1 AND NOT r.is_red AND r.ctid >= '({start},0)'::tid "
+                        f"AND r.ctid < '({start + step},0)'::tid",
+                    )
+                    for start in range(0, blocks + 1, step)
+                ]
+            )
+        slices = [s for group in zip_longest(*per_part) for s in group if s is not None]
         landed = 0
-        if workers > 1 and not connection.in_atomic_block:
+        if self.parallel and len(slices) > 1:
             # Side by side on their own connections: the slices' number ranges are disjoint,
             # so they meet neither in the registry's unique index nor in its locks. (Inside a
             # caller's transaction — tests, a service — other connections could not see the
             # staged rows, so the slices land one after another on the caller's connection.)
+            workers = min(len(self.parts), len(slices))
             with ThreadPoolExecutor(workers, thread_name_prefix="feed-land") as pool:
-                pending = {pool.submit(self._land_on_own_connection, w) for w in slices}
+                pending = {pool.submit(self._land_on_own_connection, *s) for s in slices}
                 try:
                     while pending:
                         done, pending = wait(pending, return_when=FIRST_EXCEPTION)
@@ -1333,13 +1415,13 @@ class PostgresPath:
                         future.cancel()
                     raise
         else:
-            for where in slices:
-                inserted, updated = self._land(self.ranked, where)
+            for table, where in slices:
+                inserted, updated = self._land(table, where)
                 self.counters.inserted += inserted
                 self.counters.updated += updated
                 landed += inserted + updated
                 self.importer.progress("writing")
-        self.counters.unchanged += candidates - landed
+        self.counters.unchanged += self.blue_candidates - landed
         if landed:
             # Fresh statistics for the look-ups that follow (red invoices' blue ones, the
             # reversals): with a registry that just grew by millions, stale ones lead the
