@@ -6,3 +6,9 @@ class DrawsConfig(AppConfig):
     name = "apps.draws"
     label = "draws"
     verbose_name = _("Draws")
+
+    def ready(self) -> None:
+        # Invalidation of the cached instant pools and tiers (apps.draws.services).
+        from .services import connect_instant_config_signals
+
+        connect_instant_config_signals()

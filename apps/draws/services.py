@@ -37,6 +37,8 @@ from apps.audit.models import AuditCategory, AuditOutcome
 from apps.audit.services import audit_record
 from apps.common.exceptions import InvalidTransition
 from apps.common.states import check_transition
+from apps.invoices.caching import PREFIX as CONFIG_PREFIX
+from apps.invoices.caching import generation_bump, read_through
 from apps.invoices.choices import InvoiceStatus
 from apps.invoices.models import Invoice
 from apps.merchants.choices import MerchantStatus
@@ -1147,6 +1149,71 @@ class _Candidate:
     weight: int  # parts per billion
 
 
+INSTANT_GEN = f"{CONFIG_PREFIX}:gen:instant"
+
+
+def _instant_config_key(campaign_id: int) -> str:
+    return f"{CONFIG_PREFIX}:instant:{campaign_id}"
+
+
+def instant_config(campaign_id: int) -> tuple[list[InstantPool], list[InstantTier]]:
+    """The campaign's enabled instant pools (whatever their window) and all their tiers, most
+    valuable first (ties by id), from the configuration cache (`apps.invoices.caching` rules:
+    generation stamps, replaced on every save or delete of a pool or a tier). The tiers'
+    `remaining` in this copy is not current and is never used: stock and daily quotas are
+    decided by the conditional UPDATEs (`_instant_take`)."""
+
+    def load():
+        pools = list(InstantPool.objects.filter(campaign_id=campaign_id, enabled=True))
+        tiers = list(
+            InstantTier.objects.filter(pool__in=[p.pk for p in pools]).order_by("-face_value", "pk")
+        )
+        return pools, tiers
+
+    return read_through(INSTANT_GEN, _instant_config_key(campaign_id), load)
+
+
+def instant_config_cache_clear() -> None:
+    """Forget every cached instant pool and tier (call after writing them without `save()`)."""
+    generation_bump(INSTANT_GEN)
+
+
+def _on_instant_config(sender, instance, **kwargs) -> None:
+    instant_config_cache_clear()
+
+
+def connect_instant_config_signals() -> None:
+    from django.db.models.signals import post_delete, post_save
+
+    for model in (InstantPool, InstantTier):
+        name = model.__name__
+        post_save.connect(_on_instant_config, sender=model, dispatch_uid=f"instant-cfg-{name}")
+        post_delete.connect(
+            _on_instant_config, sender=model, dispatch_uid=f"instant-cfg-del-{name}"
+        )
+
+
+def _instant_fixed_candidates(pools, tiers, invoice) -> list[_Candidate] | None:
+    """Candidates without reading stock or quotas, when every open pool has fixed odds and the
+    odds sum to at most certainty: a tier out of stock or out of today's quota then loses its
+    conditional UPDATE (no prize), exactly as if it had been left out — each tier's interval
+    keeps its width. None when the rows must be read (dynamic odds, odds above certainty)."""
+    if any(p.odds_mode != OddsMode.FIXED for p in pools.values()):
+        return None
+    limit = invoice.campaign.max_prize_per_invoice
+    candidates = []
+    for tier in tiers:
+        pool = pools.get(tier.pool_id)
+        if pool is None or tier.face_value > limit:
+            continue
+        weight = int(tier.probability * PPB)
+        if weight > 0:
+            candidates.append(_Candidate(tier, pool, weight))
+    if sum(c.weight for c in candidates) > PPB:
+        return None
+    return candidates
+
+
 def _instant_candidates(pools: Iterable[InstantPool], invoice, day, now) -> list[_Candidate]:
     pools = {p.pk: p for p in pools}
     capped = [p.pk for p in pools.values() if p.max_wins_per_consumer is not None]
@@ -1216,23 +1283,19 @@ class _NoStock(Exception):
 
 
 def _instant_take(candidate: _Candidate, day) -> bool:
-    """Decrement the tier's stock and count the day's award, both or neither. Each is one
-    conditional UPDATE, so concurrent winners can never take more than there is."""
-    try:
-        with transaction.atomic():
-            taken = InstantTier.objects.filter(pk=candidate.tier.pk, remaining__gt=0).update(
-                remaining=F("remaining") - 1
-            )
-            if not taken:
-                raise _NoStock
-            counted = InstantDailyQuota.objects.filter(
-                tier_id=candidate.tier.pk, day=day, awarded__lt=F("quota")
-            ).update(awarded=F("awarded") + 1)
-            if not counted:
-                raise _NoStock
-    except _NoStock:
+    """Decrement the tier's stock and count the day's award. Each is one conditional UPDATE,
+    so concurrent winners can never take more than there is. False when either finds nothing
+    left: the caller's savepoint (the win's, `instant_draw_for_entry`) then undoes the other,
+    so it is both or neither."""
+    taken = InstantTier.objects.filter(pk=candidate.tier.pk, remaining__gt=0).update(
+        remaining=F("remaining") - 1
+    )
+    if not taken:
         return False
-    return True
+    counted = InstantDailyQuota.objects.filter(
+        tier_id=candidate.tier.pk, day=day, awarded__lt=F("quota")
+    ).update(awarded=F("awarded") + 1)
+    return bool(counted)
 
 
 def instant_prize_payload(award: InstantAward) -> dict:
@@ -1264,18 +1327,14 @@ def instant_draw_for_entry(*, invoice, consumer_locked: bool = False) -> dict | 
     if invoice.campaign_id is None or invoice.status != InvoiceStatus.ACCEPTED:
         return None
     now = timezone.now()
-    pools = list(
-        InstantPool.objects.filter(
-            campaign_id=invoice.campaign_id,
-            enabled=True,
-            active_from__lte=now,
-            active_until__gt=now,
-        )
-    )
+    all_pools, all_tiers = instant_config(invoice.campaign_id)
+    pools = [p for p in all_pools if p.active_from <= now < p.active_until]
     if not pools:
         return None
     day = timezone.localdate(now)
-    with transaction.atomic():
+    # Inside the submission's transaction (`consumer_locked`) no savepoint of its own: any
+    # error here fails the submission anyway.
+    with transaction.atomic(savepoint=not consumer_locked):
         if not consumer_locked:
             list(Consumer.objects.select_for_update().filter(pk=invoice.consumer_id).values("pk"))
         result_id = _instant_claim(invoice, now)
@@ -1283,7 +1342,13 @@ def instant_draw_for_entry(*, invoice, consumer_locked: bool = False) -> dict | 
             award = InstantAward.objects.filter(invoice_id=invoice.pk).select_related("tier")
             award = award.first()
             return instant_prize_payload(award) if award else None
-        candidate = _instant_pick(_instant_candidates(pools, invoice, day, now))
+        candidates = None
+        if all(p.max_wins_per_consumer is None for p in pools):
+            open_pools = {p.pk: p for p in pools}
+            candidates = _instant_fixed_candidates(open_pools, all_tiers, invoice)
+        if candidates is None:
+            candidates = _instant_candidates(pools, invoice, day, now)
+        candidate = _instant_pick(candidates)
         if candidate is None:
             return None
         tier, pool = candidate.tier, candidate.pool
@@ -1295,7 +1360,7 @@ def instant_draw_for_entry(*, invoice, consumer_locked: bool = False) -> dict | 
             # a fund that cannot cover the prize means "not this time", never an overspend.
             with transaction.atomic():
                 if not _instant_take(candidate, day):
-                    return None
+                    raise _NoStock
                 award = InstantAward.objects.create(
                     invoice=invoice,
                     consumer_id=invoice.consumer_id,
@@ -1308,6 +1373,8 @@ def instant_draw_for_entry(*, invoice, consumer_locked: bool = False) -> dict | 
                     payable_after=payable_after,
                 )
                 award_create_for_instant(instant_award=award)
+        except _NoStock:  # the savepoint undid a stock decrement whose quota was gone
+            return None
         except PrizeError as exc:
             logger.warning("instant prize of pool %s not awarded: %s", pool.pk, exc.code)
             return None

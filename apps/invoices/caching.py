@@ -215,6 +215,26 @@ def merchant_cache_clear(*usccs: str) -> None:
     _bump(MERCHANT_GEN)
 
 
+# --- Other configuration read on the submission path (prizes, instant pools) --------------------
+
+
+def read_through(gen_key: str, key: str, load):
+    """`load()` cached under `key` in the generation `gen_key` (same rules as above: a value
+    stored under an older generation is never served). `load` may return None."""
+    found = cache.get_many([gen_key, key])
+    token = _generation(found, gen_key)
+    value = _fresh(found, key, token)
+    if value is None:
+        value = load()
+        _store(key, token, _NONE if value is None else value)
+    return None if value == _NONE else value
+
+
+def generation_bump(gen_key: str) -> None:
+    """Forget everything cached in the generation `gen_key` (now and after the commit)."""
+    _bump(gen_key)
+
+
 # --- Invalidation --------------------------------------------------------------------------------
 
 

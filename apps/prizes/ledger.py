@@ -62,24 +62,35 @@ def ledger_move(
     payout=None,
     memo: str = "",
     actor=None,
+    new_key: bool = False,
+    savepoint: bool = True,
+    account_ids: dict[str, int] | None = None,
 ) -> LedgerEntry | None:
     """Move `amount` between two accounts of a fund, once per `key`.
 
     Returns the new entry, or None when an entry with this key already exists (a retry).
     Raises `fund.insufficient` when the source account would go negative.
+
+    For a caller on a hot path: `new_key` — the key cannot exist yet (it names a row inserted in
+    this transaction), so it is not looked up first; `savepoint=False` — the caller's own
+    savepoint undoes the movement on any error (a failure leaves the transaction to be rolled
+    back, so a duplicate key is not told apart: it is raised); `account_ids` — the fund's
+    {kind: account id} (`apps.prizes.caching`), instead of reading the two accounts.
     """
     amount = _check_amount(amount)
-    if LedgerEntry.objects.filter(key=key).exists():
+    if not new_key and LedgerEntry.objects.filter(key=key).exists():
         return None
-    source = _account(fund_id, from_kind)
-    target = _account(fund_id, to_kind)
+    if account_ids and from_kind in account_ids and to_kind in account_ids:
+        source_id, target_id = account_ids[from_kind], account_ids[to_kind]
+    else:
+        source_id, target_id = _account(fund_id, from_kind).pk, _account(fund_id, to_kind).pk
     try:
-        with transaction.atomic():
+        with transaction.atomic(savepoint=savepoint):
             entry = LedgerEntry.objects.create(
                 fund_id=fund_id,
                 kind=kind,
-                from_account=source,
-                to_account=target,
+                from_account_id=source_id,
+                to_account_id=target_id,
                 amount=amount,
                 key=key,
                 award=award,
@@ -88,10 +99,10 @@ def ledger_move(
                 actor=actor if getattr(actor, "is_authenticated", False) else None,
             )
             # Lock order by id keeps two movements between the same accounts deadlock-free.
-            for acc_id, delta in sorted(((source.pk, -amount), (target.pk, amount))):
+            for acc_id, delta in sorted(((source_id, -amount), (target_id, amount))):
                 LedgerAccount.objects.filter(pk=acc_id).update(balance=F("balance") + delta)
     except IntegrityError as exc:
-        if LedgerEntry.objects.filter(key=key).exists():
+        if savepoint and LedgerEntry.objects.filter(key=key).exists():
             return None
         if "balance_not_negative" in str(exc) or "CHECK constraint failed" in str(exc):
             raise PrizeError(

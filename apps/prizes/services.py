@@ -31,6 +31,7 @@ from apps.invoices.choices import InvoiceStatus
 from apps.reporting.rollups import award_changed
 
 from . import gateway as gw
+from .caching import cached_account_ids, cached_fund, cached_policy
 from .choices import (
     AWARD_RESERVED_STATUSES,
     AWARD_TRANSITIONS,
@@ -92,15 +93,18 @@ def policy_for(campaign_id: int) -> PrizePolicy:
     return policy
 
 
-def fund_for(*, campaign_id: int, sponsor_id: int | None = None) -> Fund:
+def fund_for(*, campaign_id: int, sponsor_id: int | None = None, cached: bool = False) -> Fund:
     """The fund a prize is paid from: the sponsor's fund for a sponsored pool, otherwise the
-    campaign's default fund."""
-    funds = Fund.objects.filter(campaign_id=campaign_id)
-    fund = (
-        funds.filter(sponsor_id=sponsor_id).first()
-        if sponsor_id is not None
-        else funds.filter(is_default=True).first()
-    )
+    campaign's default fund. `cached`: from the prize configuration cache (the instant draw)."""
+    if cached:
+        fund = cached_fund(campaign_id=campaign_id, sponsor_id=sponsor_id)
+    else:
+        funds = Fund.objects.filter(campaign_id=campaign_id)
+        fund = (
+            funds.filter(sponsor_id=sponsor_id).first()
+            if sponsor_id is not None
+            else funds.filter(is_default=True).first()
+        )
     if fund is None:
         raise PrizeError(
             "fund.not_configured",
@@ -175,8 +179,10 @@ def _award_create(
     now: datetime,
     instant_award=None,
     draw_winner=None,
+    policy: PrizePolicy | None = None,
+    reserve_options: dict | None = None,
 ) -> Award:
-    policy = policy_for(campaign_id)
+    policy = policy or policy_for(campaign_id)
     tax = tax_for(policy=policy, kind=kind, amount=amount)
     held = payable_after is not None and payable_after > now
     claim_from = payable_after if held else now
@@ -210,6 +216,7 @@ def _award_create(
         key=f"reserve:award:{award.pk}",
         award=award,
         memo=name,
+        **(reserve_options or {}),
     )
     return award
 
@@ -219,9 +226,16 @@ def award_create_for_instant(*, instant_award, valid_days: int | None = None) ->
     transaction: `fund.insufficient` must undo the win). Coupons and vouchers get their code."""
     tier = instant_award.tier
     pool = instant_award.pool
-    fund = fund_for(campaign_id=pool.campaign_id, sponsor_id=pool.sponsor_id)
+    # Configuration from the prize cache (this runs inside a submission). The reservation's key
+    # names the award just inserted, so no earlier entry can hold it (no look-up first), and
+    # the draw's own savepoint undoes everything on `fund.insufficient` (none of its own).
+    fund = fund_for(campaign_id=pool.campaign_id, sponsor_id=pool.sponsor_id, cached=True)
+    policy = cached_policy(pool.campaign_id)
+    accounts = cached_account_ids(fund.pk)
     now = instant_award.drawn_at
     award = _award_create(
+        policy=policy,
+        reserve_options={"new_key": True, "savepoint": False, "account_ids": accounts},
         campaign_id=pool.campaign_id,
         fund=fund,
         consumer_id=instant_award.consumer_id,
@@ -235,7 +249,7 @@ def award_create_for_instant(*, instant_award, valid_days: int | None = None) ->
         instant_award=instant_award,
     )
     if award.kind != AwardKind.CASH:
-        days = tier.valid_days or valid_days or policy_for(pool.campaign_id).coupon_valid_days
+        days = tier.valid_days or valid_days or policy.coupon_valid_days
         code = _new_code()
         Coupon.objects.create(
             award=award,

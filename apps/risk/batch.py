@@ -27,7 +27,13 @@ invoices entered on days at or one below the daily cap), `cap_days` (days at the
 `draw_win_excess` (the same for the periodic draws: winners / tickets of each drawn draw is
 the chance of one ticket), `red_excess` (the consumer's entries red-flushed after entry —
 claim, then return the goods — the sellers' calibrated test with a prior fitted on consumers,
-see `CONSUMER_RED_MIN_INVOICES`; scored from that many entries on).
+see `CONSUMER_RED_MIN_INVOICES`; scored from that many entries on), `red_large` (the same
+for the consumer's large entries — among the campaign's dearest `RiskSettings.
+reversal_large_share` — red-flushed after entry, per entry), and groups of consumers who
+returned at the same sellers (`linked_returns`, `RiskSettings.reversal_link_min`), pooled and
+tested like one consumer; the three consumer tests share one Benjamini–Hochberg procedure, and
+a seller's test is then re-run without the reported claimers' entries (their reversals are
+theirs, not the shop's).
 
 Shares are taken at the lower bound of their 95 % Wilson interval, so a share seen on a handful
 of invoices weighs less than the same share seen on hundreds. Each feature's robust
@@ -208,25 +214,24 @@ def _wilson(share: str, n: str) -> str:
 
 def _explained_with_reversals(rows: list[dict], reversals: dict, features, thresholds):
     """(row, alert?, score, items) for each scored subject and each subject whose reversal
-    test is reported or strong (those not scored otherwise get only that item); a reported
-    reversal test is an alert on its own."""
+    tests (one `_Reversals` or a list of them per subject) are reported or strong (those not
+    scored otherwise get only those items); a reported reversal test is an alert on its own."""
     by_id = {row["id"]: row for row in rows}
+    shown: dict[int, list[_Reversals]] = {}
     for subject_id, evidence in reversals.items():
-        if evidence.reported or evidence.z >= thresholds.feature_z:
+        tests = evidence if isinstance(evidence, list) else [evidence]
+        strong_tests = [t for t in tests if t.reported or t.z >= thresholds.feature_z]
+        if strong_tests:
+            shown[subject_id] = strong_tests
             by_id.setdefault(subject_id, {"id": subject_id, "scored": False})
     for row in by_id.values():
-        evidence = reversals.get(row["id"])
-        extra = (
-            [evidence.item()]
-            if evidence and (evidence.reported or evidence.z >= thresholds.feature_z)
-            else []
-        )
+        tests = shown.get(row["id"], [])
         strong, score, items = _explain(
             row,
             features if row.get("scored", True) else (),
             thresholds,
-            extra=extra,
-            decisive=bool(evidence and evidence.reported),
+            extra=[t.item() for t in tests],
+            decisive=any(t.reported for t in tests),
         )
         yield row, strong, score, items
 
@@ -391,12 +396,13 @@ class _Reversals:
     z: float
     prior_mean: float
     reported: bool
+    feature: str = "red_excess"
 
     def item(self) -> dict:
         """The explanation shown on the desk: reversed entries among entries, the rate that
         ordinary peers show (`peer_median`: the prior's mean) and the z of the exact tail."""
         return {
-            "feature": "red_excess",
+            "feature": self.feature,
             "value": round(self.reversed / self.entries, 4),
             "peer_median": round(self.prior_mean, 4),
             "z": round(self.z, 2),
@@ -459,75 +465,292 @@ def _reversal_evidence(cursor, params: dict, fdr: float) -> dict[int, _Reversals
     return _reversal_tests(cursor, "risk_r", _reversal_prior(cursor), fdr, tests)
 
 
-def _reversal_tests(
-    cursor, table: str, prior: tuple[float, float], fdr: float, tests: int
+def _reversal_pvalues(
+    cursor, table: str, prior: tuple[float, float], *, column: str = "r", feature="red_excess"
 ) -> dict[int, _Reversals]:
-    """The exact beta-binomial tail for every subject of `table` (id, n entries, r reversed)
-    with two or more reversals above the prior's mean rate; those that Benjamini–Hochberg
-    selects at `fdr` among all `tests` subjects are `reported`."""
+    """The exact beta-binomial tail for every subject of `table` (id, n entries, `column`
+    reversed) with two or more reversals above the prior's mean rate (not yet `reported`)."""
     a, b = prior
     mean = a / (a + b)
     cursor.execute(
-        f"SELECT id, n, r FROM {table} WHERE r >= 2 AND r > n * %(mean)s",  # noqa: S608
+        f"SELECT id, n, {column} FROM {table} "  # noqa: S608 - module constants
+        f"WHERE {column} >= 2 AND {column} > n * %(mean)s",
         {"mean": mean},
     )
     found: dict[int, _Reversals] = {}
-    pvalues: dict[int, float] = {}
     for subject_id, n, r in cursor.fetchall():
         p = beta_binomial_sf(int(r), int(n), a, b)
-        pvalues[subject_id] = p
-        found[subject_id] = _Reversals(int(n), int(r), p, z_of_p(p), mean, False)
-    for subject_id in benjamini_hochberg(pvalues, fdr, tests):
+        found[subject_id] = _Reversals(int(n), int(r), p, z_of_p(p), mean, False, feature)
+    return found
+
+
+def _reversals_without_claimers(
+    cursor, params: dict, reversals: dict[int, _Reversals], claimers: set[int], fdr: float
+) -> dict[int, _Reversals]:
+    """The sellers' reversal test again, for the reported sellers, without the entries of the
+    consumers reported as claimers (alone or in a linked group): a shop where claimers bought
+    and returned has their reversals, but they are the claimers' doing, already alerted. A
+    seller that stays significant without them (it red-flushes its other buyers too) stays
+    reported; Benjamini–Hochberg is applied again over all sellers tested (`risk_r`)."""
+    reported = sorted(k for k, v in reversals.items() if v.reported)
+    if not reported or not claimers:
+        return reversals
+    invoice = Invoice._meta.db_table
+    cursor.execute("SELECT count(*) FROM risk_r")
+    tests = cursor.fetchone()[0]
+    a, b = _reversal_prior(cursor)
+    cursor.execute(
+        f"""
+        SELECT i.merchant_id, count(*), count(*) FILTER (WHERE i.status = 'reversed')
+        FROM {invoice} i
+        WHERE i.campaign_id = %(campaign)s AND i.status = ANY(%(entered)s)
+          AND i.submitted_at >= %(start)s AND i.submitted_at < %(as_of)s
+          AND i.merchant_id = ANY(%(sellers)s) AND NOT (i.consumer_id = ANY(%(claimers)s))
+        GROUP BY 1
+        """,  # noqa: S608
+        {**params, "sellers": reported, "claimers": sorted(claimers)},
+    )
+    remaining = {m: (int(n), int(r)) for m, n, r in cursor.fetchall()}
+    updated = {k: v for k, v in reversals.items() if not v.reported}
+    for seller in reported:
+        n, r = remaining.get(seller, (0, 0))
+        if n >= RED_MIN_INVOICES:
+            p = beta_binomial_sf(r, n, a, b)
+            updated[seller] = _Reversals(n, r, p, z_of_p(p), a / (a + b), False)
+    selected = benjamini_hochberg({k: v.p for k, v in updated.items()}, fdr, tests)
+    return {k: replace(v, reported=k in selected) for k, v in updated.items()}
+
+
+def _reversal_tests(
+    cursor, table: str, prior: tuple[float, float], fdr: float, tests: int
+) -> dict[int, _Reversals]:
+    """`_reversal_pvalues`; those that Benjamini–Hochberg selects at `fdr` among all `tests`
+    subjects are `reported`."""
+    found = _reversal_pvalues(cursor, table, prior)
+    for subject_id in benjamini_hochberg({k: v.p for k, v in found.items()}, fdr, tests):
         found[subject_id] = replace(found[subject_id], reported=True)
     return found
 
 
-def _consumer_reversal_prior(cursor) -> tuple[float, float]:
+def _consumer_reversal_prior(
+    cursor,
+    column: str = "r",
+    min_rate: float = RED_PRIOR_MIN_RATE,
+    fallback_mean: float | None = None,
+) -> tuple[float, float]:
     """(a, b) of the Beta spread of ordinary consumers' reversal rates (see
-    `CONSUMER_RED_MIN_INVOICES`)."""
+    `CONSUMER_RED_MIN_INVOICES`); `column` counts the reversals (all, or the large ones),
+    `min_rate` is the least mean rate assumed, `fallback_mean` the mean taken when there are
+    too few reversals to fit (default: the observed rate)."""
     cursor.execute(
-        """
-        SELECT n, count(*) FILTER (WHERE r = 0), count(*) FILTER (WHERE r = 1),
-               count(*) FILTER (WHERE r >= 2), sum(r)
+        f"""
+        SELECT n, count(*) FILTER (WHERE {column} = 0), count(*) FILTER (WHERE {column} = 1),
+               count(*) FILTER (WHERE {column} >= 2), sum({column})
         FROM risk_cr GROUP BY n ORDER BY n
-        """
+        """  # noqa: S608 - module constants
     )
     rows = cursor.fetchall()
     subjects = sum(k0 + k1 + k2 for _n, k0, k1, k2, _r in rows)
     reversed_ = sum(int(r) for *_rest, r in rows)
     entries = sum(int(n) * (k0 + k1 + k2) for n, k0, k1, k2, _r in rows)
     if subjects < MIN_PEERS or reversed_ < RED_PRIOR_MIN_REVERSALS:
-        mu = max(RED_PRIOR_MIN_RATE, reversed_ / max(entries, 1))
+        observed = reversed_ / max(entries, 1) if fallback_mean is None else fallback_mean
+        mu = max(min_rate, observed)
         return mu * RED_PRIOR_CONCENTRATION, (1 - mu) * RED_PRIOR_CONCENTRATION
     mu, conc = fit_censored_beta(
         [(int(n), k0, k1, k2) for n, k0, k1, k2, _r in rows], RED_PRIOR_CONCENTRATION_RANGE
     )
-    mu = max(RED_PRIOR_MIN_RATE, mu)
+    mu = max(min_rate, mu)
     return mu * conc, (1 - mu) * conc
 
 
-def _consumer_reversal_evidence(cursor, params: dict, fdr: float) -> dict[int, _Reversals]:
+@dataclass(frozen=True)
+class _Returners:
+    """Consumers linked by returning at the same sellers, and their pooled reversal test."""
+
+    members: list[int]
+    sellers: int
+    test: _Reversals
+
+    def items(self) -> list[dict]:
+        item = self.test.item()
+        item["sellers"] = self.sellers
+        return [
+            item,
+            {
+                "feature": "linked_consumers",
+                "value": len(self.members),
+                "peer_median": 1,
+                "z": len(self.members),
+            },
+        ]
+
+
+def _consumer_reversal_evidence(
+    cursor,
+    params: dict,
+    fdr: float,
+    *,
+    large_share: float = 0.0,
+    link_min: int = 0,
+    skip_sellers=(),
+) -> tuple[dict[int, list[_Reversals]], list[_Returners]]:
     """Consumers whose entries are red-flushed after entry more often than ordinary consumers'
     spread of return rates explains at their number of entries — claim, then return the goods.
-    The same construction as the sellers' `red_excess`: an exact beta-binomial tail per
-    consumer, Benjamini–Hochberg over all consumers tested at `RiskSettings.reversal_fdr`.
-    Returns the consumers above the mean rate with two or more reversals."""
+    Three tests, selected together by one Benjamini–Hochberg procedure at
+    `RiskSettings.reversal_fdr` over all of them:
+
+    - `red_excess`: the consumer's reversals among their entries (the sellers' construction:
+      an exact beta-binomial tail against the censored fit of ordinary consumers' rates);
+    - `red_large` (when `large_share` > 0): the same for the consumer's *large* entries
+      red-flushed after entry — entries among the dearest `large_share` of the campaign's
+      entries, the tax offices' 大额红冲 — against ordinary consumers' rate of such
+      reversals per entry (a claimer with a few returns of dear goods, or a long ordinary
+      history, is diluted in the count of all reversals but not here);
+    - `linked_returns` (when `link_min` > 0): consumers linked by returning at the same sellers
+      (reversals at each common seller counted as the smaller of the two, summed, at least
+      `link_min`; sellers in `skip_sellers`, whose own reversal test is reported, do not link:
+      their reversals are the seller's doing), grouped into connected components; each group's
+      pooled reversals among its pooled entries are tested against the ordinary consumers'
+      spread (one shared rate for the group is a wider spread than independent people's:
+      conservative).
+
+    Returns the consumers' tests (above the mean rate with two or more reversals) and the
+    groups (every group of two or more; `test.reported` when selected)."""
     invoice = Invoice._meta.db_table
+    window = f"""
+        FROM {invoice} i
+        WHERE i.campaign_id = %(campaign)s AND i.status = ANY(%(entered)s)
+          AND i.submitted_at >= %(start)s AND i.submitted_at < %(as_of)s
+    """
+    large_total = None
+    if large_share > 0:
+        cursor.execute(
+            f"SELECT percentile_cont(%(q)s) WITHIN GROUP (ORDER BY i.total) {window}",
+            {**params, "q": 1.0 - large_share},
+        )
+        large_total = cursor.fetchone()[0]
     cursor.execute("DROP TABLE IF EXISTS risk_cr")
     cursor.execute(
         f"""
         CREATE TEMP TABLE risk_cr ON COMMIT DROP AS
         SELECT i.consumer_id AS id, count(*) AS n,
-               count(*) FILTER (WHERE i.status = 'reversed') AS r
+               count(*) FILTER (WHERE i.status = 'reversed') AS r,
+               count(*) FILTER (WHERE i.status = 'reversed' AND i.total >= %(large)s) AS rl
+        {window}
+        GROUP BY i.consumer_id HAVING count(*) >= %(min_n)s
+        """,
+        {**params, "min_n": CONSUMER_RED_MIN_INVOICES, "large": large_total},
+    )
+    consumers = cursor.rowcount
+    prior = _consumer_reversal_prior(cursor)
+    tests: dict[int, list[_Reversals]] = defaultdict(list)
+    pvalues: dict[tuple[str, int], float] = {}
+    count = consumers
+    for subject_id, test in _reversal_pvalues(cursor, "risk_cr", prior).items():
+        tests[subject_id].append(test)
+    if large_total is not None:
+        # Large reversals per entry are rarer than reversals: the least mean rate assumed
+        # shrinks with the share; with too few large reversals to fit (a small or young
+        # campaign) large entries are assumed to be returned as often as the others.
+        large_prior = _consumer_reversal_prior(
+            cursor,
+            "rl",
+            RED_PRIOR_MIN_RATE * large_share,
+            fallback_mean=prior[0] / (prior[0] + prior[1]) * large_share,
+        )
+        found = _reversal_pvalues(cursor, "risk_cr", large_prior, column="rl", feature="red_large")
+        for subject_id, test in found.items():
+            tests[subject_id].append(test)
+        count += consumers
+    for subject_id, found in tests.items():
+        for test in found:
+            pvalues[(test.feature, subject_id)] = test.p
+    groups = _returner_groups(cursor, params, link_min, skip_sellers, prior) if link_min else []
+    for index, group in enumerate(groups):
+        pvalues[("linked_returns", index)] = group.test.p
+    count += len(groups)
+    selected = benjamini_hochberg(pvalues, fdr, count)
+    for feature, key in selected:
+        if feature == "linked_returns":
+            groups[key] = replace(groups[key], test=replace(groups[key].test, reported=True))
+        else:
+            tests[key] = [
+                replace(t, reported=True) if t.feature == feature else t for t in tests[key]
+            ]
+    return dict(tests), groups
+
+
+def _returner_groups(
+    cursor, params: dict, link_min: int, skip_sellers, prior: tuple[float, float]
+) -> list[_Returners]:
+    """Connected components of consumers linked by returns at the same sellers (see
+    `_consumer_reversal_evidence`), each with its pooled test (not yet `reported`). Only
+    consumers with `link_min` or more reversals can be linked, which keeps the self-join small."""
+    invoice = Invoice._meta.db_table
+    cursor.execute(
+        f"""
+        WITH rc AS (
+            SELECT i.consumer_id, i.merchant_id, count(*) AS k
+            FROM {invoice} i
+            WHERE i.campaign_id = %(campaign)s AND i.status = 'reversed'
+              AND i.merchant_id IS NOT NULL AND NOT (i.merchant_id = ANY(%(skip)s))
+              AND i.submitted_at >= %(start)s AND i.submitted_at < %(as_of)s
+            GROUP BY 1, 2
+        ),
+        returners AS (SELECT consumer_id FROM rc GROUP BY 1 HAVING sum(k) >= %(link)s),
+        rr AS (SELECT rc.* FROM rc JOIN returners USING (consumer_id))
+        SELECT a.consumer_id, b.consumer_id, array_agg(a.merchant_id)
+        FROM rr a JOIN rr b ON b.merchant_id = a.merchant_id AND b.consumer_id > a.consumer_id
+        GROUP BY 1, 2 HAVING sum(least(a.k, b.k)) >= %(link)s
+        """,  # noqa: S608
+        {**params, "skip": sorted(skip_sellers), "link": link_min},
+    )
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        root = x
+        while parent.setdefault(root, root) != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    shared: dict[tuple[int, int], list[int]] = {}
+    for one, other, sellers in cursor.fetchall():
+        shared[(one, other)] = sellers
+        a, b = find(one), find(other)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    if not parent:
+        return []
+    members_of: dict[int, list[int]] = defaultdict(list)
+    for node in parent:
+        members_of[find(node)].append(node)
+    sellers_of: dict[int, set[int]] = defaultdict(set)
+    for (one, _other), sellers in shared.items():
+        sellers_of[find(one)].update(sellers)
+    cursor.execute(
+        f"""
+        SELECT i.consumer_id, count(*), count(*) FILTER (WHERE i.status = 'reversed')
         FROM {invoice} i
         WHERE i.campaign_id = %(campaign)s AND i.status = ANY(%(entered)s)
           AND i.submitted_at >= %(start)s AND i.submitted_at < %(as_of)s
-        GROUP BY i.consumer_id HAVING count(*) >= %(min_n)s
+          AND i.consumer_id = ANY(%(ids)s)
+        GROUP BY 1
         """,  # noqa: S608
-        {**params, "min_n": CONSUMER_RED_MIN_INVOICES},
+        {**params, "ids": sorted(parent)},
     )
-    tests = cursor.rowcount
-    return _reversal_tests(cursor, "risk_cr", _consumer_reversal_prior(cursor), fdr, tests)
+    counts = {consumer: (int(n), int(r)) for consumer, n, r in cursor.fetchall()}
+    a, b = prior
+    groups = []
+    for root, members in sorted(members_of.items()):
+        n = sum(counts[m][0] for m in members)
+        r = sum(counts[m][1] for m in members)
+        p = beta_binomial_sf(r, n, a, b)
+        test = _Reversals(n, r, p, z_of_p(p), a / (a + b), False, "linked_returns")
+        groups.append(_Returners(sorted(members), len(sellers_of[root]), test))
+    return groups
 
 
 def _consumer_rows(cursor, params: dict, thresholds: Thresholds) -> tuple[list[dict], int]:
@@ -878,7 +1101,21 @@ def batch_run(*, campaign: Campaign, as_of: datetime | None = None) -> BatchRun:
             merchant_rows, run.merchants = _merchant_rows(cursor, params, thresholds)
             reversals = _reversal_evidence(cursor, params, float(config.reversal_fdr))
             consumer_rows, run.consumers = _consumer_rows(cursor, params, thresholds)
-            claims = _consumer_reversal_evidence(cursor, params, float(config.reversal_fdr))
+            claims, returners = _consumer_reversal_evidence(
+                cursor,
+                params,
+                float(config.reversal_fdr),
+                large_share=float(config.reversal_large_share),
+                link_min=int(config.reversal_link_min),
+                skip_sellers={k for k, v in reversals.items() if v.reported},
+            )
+            claimers = {k for k, found in claims.items() if any(t.reported for t in found)}
+            for group in returners:
+                if group.test.reported:
+                    claimers.update(group.members)
+            reversals = _reversals_without_claimers(
+                cursor, params, reversals, claimers, float(config.reversal_fdr)
+            )
             clusters = _clusters(cursor, params)
         for row, strong, score, items in _explained_with_reversals(
             merchant_rows, reversals, MERCHANT_FEATURES, thresholds
@@ -907,6 +1144,18 @@ def batch_run(*, campaign: Campaign, as_of: datetime | None = None) -> BatchRun:
                         Decimal(str(score)),
                         items,
                         consumer_id=row["id"],
+                    )
+                )
+        for group in returners:
+            if group.test.reported:
+                alerts.append(
+                    _Alert(
+                        SubjectKind.CLUSTER,
+                        f"returns:{group.members[0]}",
+                        Decimal(str(round(group.test.z, 2))),
+                        group.items(),
+                        consumer_id=group.members[0],
+                        members=group.members[:200],
                     )
                 )
         for members, block in clusters:

@@ -38,6 +38,27 @@ class RiskSettings(models.Model):
             "procedure at this rate become alerts (between 0.001 and 0.2)."
         ),
     )
+    reversal_link_min = models.PositiveSmallIntegerField(
+        _("shared returns that link two consumers"),
+        default=2,
+        help_text=_(
+            "Two consumers are linked as returners when their entries red-flushed after entry "
+            "at the same sellers add up to this many (counted at each seller as the smaller of "
+            "the two); a linked group whose pooled reversals pass the reversal test is an "
+            "alert. 0 switches the link off."
+        ),
+    )
+    reversal_large_share = models.DecimalField(
+        _("dearest share of entries counted as large"),
+        max_digits=4,
+        decimal_places=3,
+        default=Decimal("0.050"),
+        help_text=_(
+            "Entries among this dearest share of the campaign's entries are large; consumers "
+            "with more large entries red-flushed after entry than ordinary consumers' spread "
+            "explains become alerts (between 0 and 0.5; 0 switches the test off)."
+        ),
+    )
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:

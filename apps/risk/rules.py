@@ -8,10 +8,12 @@ Budget: a few indexed queries per submission (well under 5 ms median; `bench/ris
 - one watch-list lookup by value (partial index on active entries);
 - one baseline row and one count for the seller (index merchant + time).
 
-The configuration (weights, thresholds, decision scores) is read from the cache; every change
-through `services` deletes the cached copy (in and after the transaction), so the next
-submission reads the new values. Every rule evaluates "as of" a moment `at`, so the evaluation
-harness can replay history through exactly this code.
+The configuration (weights, thresholds, decision scores) is read from the cache under a
+generation stamp (`apps.invoices.caching.read_through`); every change through `services`
+replaces the generation (in and after the transaction), so the next submission reads the new
+values, and a copy read just before a change and stored just after it is never served. Every
+rule evaluates "as of" a moment `at`, so the evaluation harness can replay history through
+exactly this code.
 """
 
 from __future__ import annotations
@@ -20,14 +22,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from uuid import uuid4
 
 from django.core.cache import cache
 from django.db.models import Count, Q
 
 from .choices import ListKind, RiskAction, RuleCode
 
-CONFIG_CACHE_KEY = "risk:config:v1"
-CONFIG_CACHE_SECONDS = 300
+CONFIG_CACHE_KEY = "risk:config:v2"  # (generation, RiskConfig)
+CONFIG_GENERATION_KEY = "risk:config:gen"
+CONFIG_CACHE_SECONDS = 300  # (the configuration cache's expiry, INVOICE_CONFIG_CACHE_SECONDS)
 LOOKBACK_DAYS = 7
 MAX_RECENT_ROWS = 300
 
@@ -109,15 +113,15 @@ def load_config() -> RiskConfig:
 
 
 def current_config() -> RiskConfig:
-    config = cache.get(CONFIG_CACHE_KEY)
-    if not isinstance(config, RiskConfig):
-        config = load_config()
-        cache.set(CONFIG_CACHE_KEY, config, CONFIG_CACHE_SECONDS)
-    return config
+    from apps.invoices.caching import read_through
+
+    return read_through(CONFIG_GENERATION_KEY, CONFIG_CACHE_KEY, load_config)
 
 
 def invalidate_config() -> None:
-    cache.delete(CONFIG_CACHE_KEY)
+    """A new generation: every copy read before now is void (`services` calls this in the
+    changing transaction and again after its commit)."""
+    cache.set(CONFIG_GENERATION_KEY, uuid4().hex, None)
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ def risk_assess_submission(
     record,
     campaign,
     merchant=None,
+    merchant_known: bool = False,
     device_hash: str = "",
     at=None,
     exclude_invoice_id: int | None = None,
@@ -66,8 +67,10 @@ def risk_assess_submission(
     """Score one verified, eligible submission with the real-time rules (`apps.risk.rules`).
 
     `record` is the tax authority's view of the invoice; `merchant` the seller's row if known.
+    `merchant_known`: the caller has looked the seller up already (the pipeline, from its
+    configuration cache), so `merchant=None` means "no such merchant", not "not looked up".
     Read-only: the caller stores the outcome (`risk_assessment_save`)."""
-    if merchant is None and record.seller_uscc:
+    if merchant is None and not merchant_known and record.seller_uscc:
         from apps.merchants.models import Merchant
 
         merchant = Merchant.objects.filter(uscc=record.seller_uscc).only("pk").first()
@@ -183,9 +186,13 @@ SETTINGS_FIELDS = (
     "feature_z",
     "alert_min_features",
     "reversal_fdr",
+    "reversal_link_min",
+    "reversal_large_share",
 )
 # The reversal test's false-discovery rate: 0 would silence it, large ones flood the desk.
 REVERSAL_FDR_RANGE = (Decimal("0.001"), Decimal("0.2"))
+# The dearest share of entries counted as large (0: the large-value test is off).
+REVERSAL_LARGE_SHARE_RANGE = (Decimal("0"), Decimal("0.5"))
 
 
 def risk_settings_get() -> RiskSettings:
@@ -217,6 +224,9 @@ def risk_settings_update(*, actor, reason: str, **values) -> RiskSettings:
         low, high = REVERSAL_FDR_RANGE
         if not low <= row.reversal_fdr <= high:
             raise RiskError("risk.invalid_value", detail={"field": "reversal_fdr"})
+        low, high = REVERSAL_LARGE_SHARE_RANGE
+        if not low <= row.reversal_large_share <= high:
+            raise RiskError("risk.invalid_value", detail={"field": "reversal_large_share"})
         row.save()
         after = {f: str(getattr(row, f)) for f in SETTINGS_FIELDS}
         _config_changed("settings", before, after, reason, actor)

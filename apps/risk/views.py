@@ -9,6 +9,7 @@ POST that calls one service; each page checks its permission.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
@@ -55,6 +56,17 @@ class SettingsForm(forms.Form):
     reversal_fdr = forms.DecimalField(
         label=_("Reversal test false-discovery rate"),
         min_value=0,
+        max_digits=4,
+        decimal_places=3,
+        required=False,
+    )
+    reversal_link_min = forms.IntegerField(
+        label=_("Shared returns that link two consumers"), min_value=0, required=False
+    )
+    reversal_large_share = forms.DecimalField(
+        label=_("Dearest share of entries counted as large"),
+        min_value=0,
+        max_value=Decimal("0.5"),
         max_digits=4,
         decimal_places=3,
         required=False,

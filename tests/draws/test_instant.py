@@ -198,6 +198,7 @@ def test_coupons_and_small_cash_are_payable_at_once(campaign):
     make_tier(pool, name="满100减50券", kind=InstantPrizeKind.COUPON, face_value=Decimal("50.00"))
     assert services.instant_draw_for_entry(invoice=entry(campaign))["payable_after"] is None
     InstantTier.objects.update(kind=InstantPrizeKind.CASH)
+    services.instant_config_cache_clear()  # an update() sends no signal
     assert services.instant_draw_for_entry(invoice=entry(campaign))["payable_after"] is None
 
 

@@ -79,6 +79,27 @@ def make_record(db):
     return make
 
 
+def app_client(consumer) -> APIClient:
+    """A client signed in the way the consumer app is: an app session (allauth headless) whose
+    key travels as the X-Session-Token header, with the sign-in's clock and expiry."""
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+
+    from apps.accounts.sessions import session_store_class, start_session_clock
+
+    user = consumer.user
+    store = session_store_class()()
+    store[SESSION_KEY] = str(user.pk)
+    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    start_session_clock(store)
+    store.set_expiry(settings.CONSUMER_SESSION_IDLE_TIMEOUT_SECONDS)
+    store.create()
+    client = APIClient()
+    client.credentials(HTTP_X_SESSION_TOKEN=store.session_key)
+    return client
+
+
 @pytest.fixture
 def api(consumer):
     client = APIClient()

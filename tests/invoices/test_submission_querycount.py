@@ -26,6 +26,7 @@ from apps.invoices.choices import InvoiceStatus
 from apps.invoices.models import Campaign, CampaignIndustry, Invoice
 from apps.merchants.choices import MerchantStatus
 from apps.merchants.services import merchant_set_status
+from apps.prizes.services import policy_for
 from apps.reporting import rollups
 from apps.reporting.models import DailyRollup, InvoiceFact, OutboxEvent
 from tests.factories.core import (
@@ -34,35 +35,38 @@ from tests.factories.core import (
     UserFactory,
     funded_default_fund,
 )
-from tests.invoices.conftest import SELLER, submit
+from tests.invoices.conftest import SELLER, app_client, submit
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
-# One accepted submission, warm caches (PostgreSQL). Outside tests the SAVEPOINT/RELEASE pair
-# is the transaction's BEGIN/COMMIT:
-#    1 session, 2 user, 3 idempotency claim (INSERT … ON CONFLICT DO NOTHING), 4 consumer,
-#    5 duplicate check, 6 registry record,
-#    7 savepoint, 8 consumer lock, 9 caps, 10 risk features (apps.risk), 11 invoice INSERT
-#    (no savepoint: a lost race aborts and is recorded anew), 12 both history rows,
-#   13 instant pools (apps.draws),
-#   the deferred rollups, last: 14 fact (old read + new written in one statement),
-#   15 participation keys, 16 every shared rollup row (participants per day, cell, merchant
-#   day, merchant total) in one statement, 17 outbox events (one INSERT), 18 release,
-#   19 the idempotency reply.
-# Campaign, campaign rules and merchant come from the cache (one round trip, no query).
-ACCEPTED_QUERIES = 19
-# A number already entered: session, user, idempotency claim, consumer, duplicate check, then
+# One accepted submission, warm caches (PostgreSQL), signed in as the consumer app is (session
+# token). Outside tests the SAVEPOINT/RELEASE pair is the transaction's BEGIN/COMMIT:
+#    1 session, 2 user with its consumer profile (one join), 3 idempotency claim
+#    (INSERT … ON CONFLICT DO NOTHING), 4 duplicate check, 5 registry record,
+#    6 savepoint, 7 consumer lock, 8 caps, 9 risk features (apps.risk), 10 invoice INSERT
+#    (no savepoint: a lost race aborts and is recorded anew), 11 both history rows,
+#   the deferred rollups, last: 12 fact (old read + new written in one statement),
+#   13 participation keys, 14 every shared rollup row (participants per day, cell, merchant
+#   day, merchant total) in one statement, 15 outbox events (one INSERT), 16 release,
+#   17 the idempotency reply.
+# Campaign, campaign rules, merchant and the campaign's instant pools come from the cache (no
+# query); an app session's activity is written at most hourly (no session UPDATE here).
+ACCEPTED_QUERIES = 17
+# A number already entered: session, user + consumer, idempotency claim, duplicate check, then
 # the rejected attempt kept on record (savepoint, INSERT, history, fact, participation keys,
 # shared rollups, outbox, release) and the idempotency reply. Neither the registry nor the
 # consumer lock is touched.
-DUPLICATE_QUERIES = 14
+DUPLICATE_QUERIES = 13
 # An accepted submission that wins an instant prize: the accepted path plus the draw's own
 # statements (apps.draws: the draw result claimed by one INSERT … ON CONFLICT DO NOTHING
-# under the pipeline's own consumer lock, tiers, quotas, stock and quota UPDATEs, award, the
-# award's savepoint, the result marked won) and the prize's (apps.prizes: fund, policy,
-# award, its history, the ledger reserve), and the award's rollup (fact, cell; its outbox
-# event shares the invoice's INSERT).
-INSTANT_WIN_QUERIES = 46
+# under the pipeline's own consumer lock and in its transaction (no savepoint), pools and
+# tiers from the cache and fixed odds (no stock or quota read), the win's savepoint around
+# the stock and quota UPDATEs, award, the result marked won) and the prize's (apps.prizes:
+# award, its history, the ledger reserve — one INSERT and two balance UPDATEs, no look-up of
+# its key, no savepoint of its own; fund, policy and the fund's account ids come from the
+# prize configuration cache), and the award's rollup (fact, cell; its outbox event shares the
+# invoice's INSERT).
+INSTANT_WIN_QUERIES = 31
 
 _keys = itertools.count(1)
 
@@ -73,10 +77,9 @@ def merchant(db):
 
 
 def signed_in(consumer) -> APIClient:
-    """A client with a real session (the session and user queries are part of the count)."""
-    client = APIClient()
-    client.force_login(consumer.user)
-    return client
+    """A client signed in as the consumer app is (a session token in X-Session-Token): the
+    session and user queries are part of the count."""
+    return app_client(consumer)
 
 
 def warm_up(campaign, make_record):
@@ -147,6 +150,7 @@ def sure_win(campaign):
         probability=Decimal("1"),
     )
     InstantDailyQuota.objects.create(tier=tier, day=timezone.localdate(), quota=10)
+    policy_for(campaign.pk)  # a running campaign has its prize policy (the admin makes it)
     return tier
 
 
@@ -334,6 +338,31 @@ def test_a_row_read_just_before_a_change_is_never_served_after_it(
         )
     caching._store(caching._merchant_key(merchant.uscc), token, stale)  # stored too late
     assert caching.merchant_by_uscc(merchant.uscc).status == MerchantStatus.BLACKLISTED
+
+
+def test_a_risk_configuration_read_just_before_a_change_is_never_served_after_it(
+    django_capture_on_commit_callbacks,
+):
+    """The risk hook's configuration (apps.risk.rules) follows the same generation rule."""
+    from django.core.cache import cache
+
+    from apps.invoices import caching
+    from apps.risk import rules
+    from apps.risk.services import risk_rule_update
+
+    assert rules.current_config().rules["consumer_velocity"].weight == 30  # the default
+    found = cache.get_many([rules.CONFIG_GENERATION_KEY])
+    token = caching._generation(found, rules.CONFIG_GENERATION_KEY)  # a slow request's
+    stale = rules.load_config()  # ... and what it read before the change
+    with django_capture_on_commit_callbacks(execute=True):
+        risk_rule_update(
+            code="consumer_velocity",
+            weight=55,
+            reason="收紧频次规则",
+            actor=UserFactory(is_staff=True, is_superuser=True),
+        )
+    caching._store(rules.CONFIG_CACHE_KEY, token, stale)  # stored too late
+    assert rules.current_config().rules["consumer_velocity"].weight == 55
 
 
 def test_a_lost_generation_voids_everything_cached(campaign, merchant):

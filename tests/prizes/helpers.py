@@ -232,6 +232,7 @@ def instant_win(
     invoice = invoice or entered_invoice(campaign, consumer)
     prize = draws.instant_draw_for_entry(invoice=invoice)
     InstantPool.objects.filter(pk=pool.pk).update(enabled=False)
+    draws.instant_config_cache_clear()  # an update() sends no signal
     if prize is None:
         return None
     return Award.objects.get(invoice=invoice)

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from apps.draws.choices import InstantPrizeKind
 from apps.draws.models import InstantPool
+from apps.draws.services import instant_config_cache_clear
 from apps.invoices.choices import InvoiceStatus
 from apps.invoices.models import Invoice, TaxInvoiceRecord
 from apps.invoices.services import invoice_recheck
@@ -67,6 +68,7 @@ def _run(op, w, accounts) -> None:
         submit(w.consumers[c], w.merchants[m], total=total, name_ok=name_ok)
         if pool is not None:
             InstantPool.objects.filter(pk=pool.pk).update(enabled=False)
+            instant_config_cache_clear()  # an update() sends no signal
     elif kind == "unknown":
         submit_unknown(w.consumers[op[1]], total=op[2])
     elif kind == "recheck":

@@ -504,3 +504,133 @@ def test_a_claimer_with_few_entries_is_tested_against_its_size_and_the_false_dis
     risk_settings_update(reversal_fdr="0.2", actor=None, reason="broad sweep")
     city.run()
     assert "red_excess" in features(city.alert_for(consumer=claimer))
+
+
+# --- consumers: large entries reversed after entry (red_large) -------------------------------
+
+
+def _run_alerts(city):
+    """The alerts the run itself raised (earlier open alerts stay open until worked)."""
+    return list(city.run().alert_set.all())
+
+
+def test_a_consumer_who_returns_dear_goods_among_a_long_ordinary_history(city):
+    """Five dear purchases entered and returned, hidden among fourteen ordinary kept ones: 5 of
+    19 is within what ordinary heavy returners do, 5 large reversals in 19 entries is not."""
+    from apps.risk.services import risk_settings_update
+
+    _ordinary_returns(city)
+    claimer = person()
+    for i in range(14):
+        city.add(claimer, city.shops[i], i + 1)
+    for i in range(5):
+        city.add(claimer, city.shops[20 + i], i + 1.5, total="2400.00", status="reversed")
+    alert = next(a for a in _run_alerts(city) if a.consumer_id == claimer.pk)
+    large = next(f for f in alert.features if f["feature"] == "red_large")
+    assert large["reversed"] == 5 and large["entries"] == 19 and large["z"] >= 3.5
+    assert 0 < large["peer_median"] < 0.01
+    # The count of all reversals alone does not report it ...
+    assert all(f["feature"] != "red_excess" or f["z"] < 6 for f in alert.features)
+    # ... and with the large-value test switched off nothing else does.
+    risk_settings_update(reversal_large_share="0", actor=None, reason="large test off")
+    assert not [a for a in _run_alerts(city) if a.consumer_id == claimer.pk]
+
+
+def test_a_shopper_of_dear_goods_who_returns_two_is_ordinary(city):
+    _ordinary_returns(city)
+    shopper = person()
+    for i in range(12):
+        city.add(
+            shopper,
+            city.shops[i],
+            i + 1,
+            total="1800.00",
+            status="reversed" if i < 2 else "accepted",
+        )
+    alerts = _run_alerts(city)
+    assert not [a for a in alerts if a.consumer_id == shopper.pk]
+    assert not [a for a in alerts if {"red_large", "red_excess"} & features(a)]
+
+
+# --- consumers linked by returns at the same sellers (linked_returns) ------------------------
+
+
+def _ring(city, size=3, *, shops=None, reversed_each=3, kept_each=4):
+    """`size` people who each buy at the same shops and return one purchase at each."""
+    ring = [person() for _ in range(size)]
+    shops = shops or city.shops[20 : 20 + reversed_each]
+    for someone in ring:
+        for k, shop in enumerate(shops):
+            city.add(someone, shop, k + 1.5, status="reversed")
+        for k in range(kept_each):
+            city.add(someone, city.shops[k], k + 2)
+    return ring
+
+
+def test_people_who_return_at_the_same_shops_are_a_linked_group(city):
+    """Each of three people has 3 of 7 entries reversed: weak alone among ordinary returners,
+    but they returned at the same three shops, and 9 of 21 pooled is not chance."""
+    from apps.risk.services import risk_settings_update
+
+    _ordinary_returns(city)
+    ring = _ring(city)
+    alerts = _run_alerts(city)
+    groups = [a for a in alerts if "linked_returns" in features(a)]
+    assert len(groups) == 1 and sorted(groups[0].members) == sorted(p.pk for p in ring)
+    item = groups[0].features[0]
+    assert item["feature"] == "linked_returns" and item["z"] >= 3.5
+    assert item["reversed"] == 9 and item["entries"] == 21 and item["sellers"] == 3
+    assert groups[0].subject_kind == "cluster"
+    # None of them, and none of the shops, is an alert alone.
+    assert not [a for a in alerts if a.consumer_id in {p.pk for p in ring} and a not in groups]
+    assert not [a for a in alerts if a.subject_kind == "merchant"]
+    risk_settings_update(reversal_link_min=0, actor=None, reason="link off")
+    assert not [a for a in _run_alerts(city) if "linked_returns" in features(a)]
+
+
+def test_one_return_each_at_a_shared_shop_links_nobody(city):
+    _ordinary_returns(city)
+    pair = [person(), person()]
+    for someone in pair:
+        city.add(someone, city.shops[3], 2, status="reversed")
+        for k in range(5):
+            city.add(someone, city.shops[10 + k], k + 3)
+    assert not [a for a in _run_alerts(city) if "linked_returns" in features(a)]
+
+
+def test_buyers_of_a_seller_that_reverses_everyone_are_not_linked(city):
+    """A seller red-flushes most invoices of its four buyers: the seller is the alert; its
+    buyers' shared reversals are the seller's doing and link nobody."""
+    _ordinary_returns(city)
+    shop = MerchantFactory(industry_code="5211")
+    buyers = city.people[:4]
+    for i, someone in enumerate(buyers):
+        for k in range(3):
+            city.add(someone, shop, k + 1 + i / 10, status="reversed")
+    alerts = _run_alerts(city)
+    assert "red_excess" in features(next(a for a in alerts if a.merchant_id == shop.pk))
+    assert not [a for a in alerts if "linked_returns" in features(a)]
+
+
+def test_a_shop_where_a_reported_claimer_returned_is_not_a_seller_anomaly(city):
+    """A claimer buys eight times at one small shop and returns six: the claimer is the alert;
+    the shop's 6 reversals in 16 entries are the claimer's doing. A shop that also red-flushes
+    other buyers' invoices stays an alert."""
+    _ordinary_returns(city)
+    claimer, small = person(), MerchantFactory(industry_code="5211")
+    for i in range(8):
+        city.add(claimer, small, i + 1, status="reversed" if i < 6 else "accepted")
+    for i in range(8):
+        city.add(city.people[i], small, i + 1.2)
+    other = MerchantFactory(industry_code="5211")
+    claimer2 = person()
+    for i in range(8):
+        city.add(claimer2, other, i + 1, status="reversed" if i < 6 else "accepted")
+    for i in range(8):  # ... and most of its other buyers' invoices are red-flushed too
+        city.add(city.people[10 + i], other, i + 1.2, status="reversed" if i < 6 else "accepted")
+    alerts = _run_alerts(city)
+    assert {claimer.pk, claimer2.pk} <= {a.consumer_id for a in alerts}
+    assert not [a for a in alerts if a.merchant_id == small.pk]
+    seller = next(a for a in alerts if a.merchant_id == other.pk)
+    item = next(f for f in seller.features if f["feature"] == "red_excess")
+    assert item["reversed"] == 6 and item["entries"] == 8  # counted without the claimer's

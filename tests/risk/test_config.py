@@ -95,3 +95,26 @@ def test_the_reversal_test_rate_is_a_setting_with_history_and_bounds():
             risk_settings_update(reversal_fdr=bad, actor=None, reason="out of range")
         assert info.value.code == "risk.invalid_value"
     assert RiskConfigChange.objects.filter(target="settings").count() == 1
+
+
+def test_the_returner_link_and_the_large_share_are_settings_with_history_and_bounds():
+    row = risk_settings_update(
+        reversal_link_min=3, reversal_large_share="0.1", actor=None, reason="wider net"
+    )
+    row.refresh_from_db()
+    assert row.reversal_link_min == 3 and str(row.reversal_large_share) == "0.100"
+    change = RiskConfigChange.objects.get(target="settings")
+    assert change.before["reversal_link_min"] == "2" and change.after["reversal_link_min"] == "3"
+    assert change.before["reversal_large_share"] == "0.050"
+    assert change.after["reversal_large_share"] == "0.1"
+    for bad in ("0.6", "-0.01", "lots"):
+        with pytest.raises(RiskError) as info:
+            risk_settings_update(reversal_large_share=bad, actor=None, reason="out of range")
+        assert info.value.code == "risk.invalid_value"
+    with pytest.raises(RiskError):
+        risk_settings_update(reversal_link_min=-1, actor=None, reason="out of range")
+    row = risk_settings_update(
+        reversal_link_min=0, reversal_large_share="0", actor=None, reason="both off"
+    )
+    assert row.reversal_link_min == 0 and row.reversal_large_share == 0
+    assert RiskConfigChange.objects.filter(target="settings").count() == 2

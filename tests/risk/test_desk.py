@@ -187,3 +187,26 @@ def test_the_analyst_changes_the_reversal_test_rate_on_the_config_page(client):
     assert str(RiskSettings.objects.get().reversal_fdr) == "0.050"
     client.post(reverse("risk:config"), {**values, "reversal_fdr": "0.9", "reason": "太宽"})
     assert str(RiskSettings.objects.get().reversal_fdr) == "0.050"  # refused: out of range
+
+
+def test_the_analyst_changes_the_returner_link_and_large_share_on_the_config_page(client):
+    from apps.risk.models import RiskSettings
+
+    sign_in_staff(client, staff("风控专员"))
+    page = client.get(reverse("risk:config")).content.decode()
+    assert 'name="reversal_link_min"' in page and 'name="reversal_large_share"' in page
+    values = {
+        "hold_score": "50",
+        "block_score": "150",
+        "feature_z": "3.5",
+        "alert_z": "6",
+        "alert_min_features": "2",
+        "reversal_link_min": "3",
+        "reversal_large_share": "0.02",
+        "reason": "只看更贵的退货",
+    }
+    client.post(reverse("risk:config"), values)
+    row = RiskSettings.objects.get()
+    assert row.reversal_link_min == 3 and str(row.reversal_large_share) == "0.020"
+    client.post(reverse("risk:config"), {**values, "reversal_large_share": "0.9", "reason": "太宽"})
+    assert str(RiskSettings.objects.get().reversal_large_share) == "0.020"  # refused

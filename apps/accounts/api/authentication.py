@@ -19,18 +19,26 @@ from __future__ import annotations
 import dataclasses
 import time
 
+from allauth.headless import app_settings as headless_settings
 from allauth.headless.contrib.rest_framework.authentication import XSessionTokenAuthentication
-from allauth.headless.internal.sessionkit import authenticate_by_x_session_token
 from allauth.headless.tokens.strategies.sessions import SessionTokenStrategy
 from django.conf import settings
-from django.contrib.auth import SESSION_KEY
+from django.contrib.auth import (
+    BACKEND_SESSION_KEY,
+    HASH_SESSION_KEY,
+    SESSION_KEY,
+    get_user_model,
+    load_backend,
+)
+from django.contrib.auth.backends import ModelBackend
+from django.core.exceptions import ValidationError
+from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.exceptions import AuthenticationFailed
 
 from apps.accounts.adapters import may_use_app
 from apps.accounts.sessions import (
-    LAST_SEEN_WRITE_INTERVAL,
     SESSION_LAST_SEEN,
     SESSION_LOGIN_AT,
     session_store_class,
@@ -40,6 +48,10 @@ from apps.audit.models import AuditCategory
 from apps.audit.services import audit_record
 
 SESSION_TOKEN_HEADER = "X-Session-Token"  # noqa: S105  (a header name, not a secret)
+# An app session's activity is written to the store at most this often (one UPDATE, instead of
+# one on nearly every request of a consumer who uses the app now and then). The 7-day idle
+# limit can therefore fire up to this much early, never late.
+APP_LAST_SEEN_WRITE_INTERVAL = 3600
 
 
 def app_session_expiry_reason(session, *, now: float | None = None) -> str:
@@ -83,10 +95,65 @@ class ConsumerSessionTokenStrategy(SessionTokenStrategy):
             )
             return None
         last_seen = session.get(SESSION_LAST_SEEN)
-        if last_seen is None or now - last_seen >= LAST_SEEN_WRITE_INTERVAL:
+        if last_seen is None or now - last_seen >= APP_LAST_SEEN_WRITE_INTERVAL:
             session[SESSION_LAST_SEEN] = now
             session.save()  # also moves the store's expiry on by the idle limit
         return session
+
+
+def session_user(session):
+    """The user a session store is signed in as, or None: `django.contrib.auth.get_user`
+    (the same backend check, `is_active` through the backend, session-hash verification with
+    the fallback secrets) for the app's token sessions — with the consumer profile joined to
+    the user row, so the consumer API reads both in one query."""
+    try:
+        user_id = get_user_model()._meta.pk.to_python(session[SESSION_KEY])
+        backend_path = session[BACKEND_SESSION_KEY]
+    except (KeyError, ValidationError):
+        return None
+    if backend_path not in settings.AUTHENTICATION_BACKENDS:
+        return None
+    backend = load_backend(backend_path)
+    if type(backend).get_user is ModelBackend.get_user:
+        # `ModelBackend.get_user`, with the join.
+        model = get_user_model()
+        try:
+            user = model._default_manager.select_related("consumer").get(pk=user_id)
+        except model.DoesNotExist:
+            return None
+        if not backend.user_can_authenticate(user):
+            return None
+    else:
+        user = backend.get_user(user_id)
+        if user is None:
+            return None
+    if not hasattr(user, "get_session_auth_hash"):
+        return user
+    session_hash = session.get(HASH_SESSION_KEY)
+    session_auth_hash = user.get_session_auth_hash()
+    if session_hash and constant_time_compare(session_hash, session_auth_hash):
+        return user
+    if session_hash and any(
+        constant_time_compare(session_hash, fallback)
+        for fallback in user.get_session_auth_fallback_hash()
+    ):
+        session.cycle_key()
+        session[HASH_SESSION_KEY] = session_auth_hash
+        return user
+    session.flush()
+    return None
+
+
+def authenticate_by_token(token: str):
+    """(user, session) for a live app session token, or None (allauth's
+    `authenticate_by_x_session_token`, with `session_user`)."""
+    session = headless_settings.TOKEN_STRATEGY.lookup_session(token)
+    if not session:
+        return None
+    user = session_user(session)
+    if user is None or user.is_anonymous:
+        return None
+    return user, session
 
 
 class ConsumerTokenAuthentication(XSessionTokenAuthentication):
@@ -102,7 +169,7 @@ class ConsumerTokenAuthentication(XSessionTokenAuthentication):
         token = self.get_session_token(request)
         if not token:
             return None
-        result = authenticate_by_x_session_token(token)
+        result = authenticate_by_token(token)
         if result is None or not may_use_app(result[0]):
             raise AuthenticationFailed(
                 _("The session token is not valid or has expired. Please sign in again."),

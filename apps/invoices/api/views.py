@@ -23,6 +23,7 @@ from .serializers import (
     InvoiceSerializer,
     InvoiceSubmitSerializer,
     SubmissionSerializer,
+    invoice_payload,
 )
 
 
@@ -115,7 +116,7 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             data["device_id"] = request.headers.get("X-Device-Id", "")[:128]
         result = invoice_submit(consumer=consumer, data=data, channel=SourceChannel.APP)
         body = {
-            "invoice": InvoiceSerializer(result.invoice).data,
+            "invoice": invoice_payload(result.invoice),
             "instant_prize": result.instant_prize,
         }
         return Response(body, status=status.HTTP_201_CREATED)

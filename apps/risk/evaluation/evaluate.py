@@ -52,7 +52,11 @@ CONSUMER_FEATURE_PATTERN = {
     "top_seller_share": "insider",
     "round_share": "shell_seller",
     "red_excess": "claim_reverse",
+    "red_large": "claim_reverse",
 }
+# Clusters: consumers linked by returns at the same sellers are a claim-and-return group; the
+# others (shared devices, accounts, phone blocks) an identity farm.
+CLUSTER_FEATURE_PATTERN = {"linked_returns": "claim_reverse"}
 MERCHANT_FEATURE_PATTERN = {
     "surge": "seller_surge",
     "few_buyers": "shell_seller",
@@ -228,7 +232,7 @@ def run(dataset: Dataset, *, replay_days: float = 1.0, replay: bool = True, log=
             members = alert.members
             ok = sum(1 for m in members if m in fraud_consumers) * 2 > len(members)
             flagged_consumers.update(members)
-            report.flags.append(("identity_farm", ok))
+            report.flags.append((CLUSTER_FEATURE_PATTERN.get(top, "identity_farm"), ok))
 
     for inst in dataset.instances:
         if inst.consumers & flagged_consumers or inst.merchants & flagged_merchants:
