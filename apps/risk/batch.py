@@ -63,6 +63,7 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -174,6 +175,17 @@ class Thresholds:
     alert_z: float
     feature_z: float
     min_features: int
+
+
+def _union_find_root(parent: dict[int, int], x: int) -> int:
+    """Union-find over `parent`: x's representative, compressing the path (x unseen so far
+    becomes its own)."""
+    root = x
+    while parent.setdefault(root, root) != root:
+        root = parent[root]
+    while parent[x] != root:
+        parent[x], x = root, parent[x]
+    return root
 
 
 def _z_sql(table: str, features, peer: str) -> str:
@@ -707,14 +719,7 @@ def _returner_groups(
         {**params, "skip": sorted(skip_sellers), "link": link_min},
     )
     parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        root = x
-        while parent.setdefault(root, root) != root:
-            root = parent[root]
-        while parent[x] != root:
-            parent[x], x = root, parent[x]
-        return root
+    find = partial(_union_find_root, parent)
 
     shared: dict[tuple[int, int], list[int]] = {}
     for one, other, sellers in cursor.fetchall():
@@ -983,14 +988,7 @@ def _clusters(cursor, params: dict) -> list[tuple[list[int], int]]:
         {**params, "k": block_min},
     )
     parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        root = x
-        while parent.setdefault(root, root) != root:
-            root = parent[root]
-        while parent[x] != root:
-            parent[x], x = root, parent[x]
-        return root
+    find = partial(_union_find_root, parent)
 
     first_of: dict[str, int] = {}
     block_size: dict[str, int] = defaultdict(int)
