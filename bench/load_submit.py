@@ -106,6 +106,9 @@ def server_env(args, url: str) -> dict[str, str]:
         {
             "DATABASE_URL": url,
             "REDIS_URL": args.redis_url,
+            # The cached configuration (campaigns, merchants, prize rules) belongs to one
+            # database: two bench databases must not share a cache namespace.
+            "CACHE_KEY_PREFIX": f"bench-{args.database_name}",
             "DJANGO_SETTINGS_MODULE": "loadapp.settings",
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(BENCH)]),
             "DJANGO_DEBUG": "false",

@@ -377,8 +377,12 @@ CONTENT_SECURITY_POLICY = {
 # How many reverse proxies (nginx …) sit in front: their X-Forwarded-For entries are trusted.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
-# Sessions and cookies.
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Sessions and cookies. With Redis, sessions are read from a cached copy (the database stays
+# the record; apps/accounts/session_store.py); per-process memory could not see a revocation
+# made in another worker, so without Redis they are read from the database.
+SESSION_ENGINE = (
+    "apps.accounts.session_store" if REDIS_URL else "django.contrib.sessions.backends.db"
+)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"

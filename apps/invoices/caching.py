@@ -21,10 +21,22 @@ Invalidation by generation stamps, so that no stale row can survive a change:
   (default 300).
 
 The values are plain model instances and tuples; the key names carry a schema version.
+
+Fewer round trips (the submission path reads five kinds of configuration):
+
+- within a request, the generation tokens are read once, all together, with the first value
+  read (a snapshot per request, taken at `request_started`, dropped at `request_finished`;
+  a change made inside the request drops the changed generation from the snapshot);
+- each process keeps the configuration values it has read (not merchants: there are too many),
+  pickled, with the token they were stored under; a kept value is served only while its token
+  is current, exactly as a value from the cache, and every read unpickles a fresh copy, so no
+  caller can change another's.
 """
 
 from __future__ import annotations
 
+import contextvars
+import pickle
 from datetime import date, datetime, time, timedelta
 from uuid import uuid4
 
@@ -59,6 +71,65 @@ def _merchant_key(uscc: str) -> str:
     return f"{PREFIX}:merchant:{uscc}"
 
 
+class _Kept(bytes):
+    """A kept value (pickled), unpickled only when served."""
+
+
+# Generation keys read together (every generation a reader has used in this process).
+_generation_keys: dict[str, None] = {CAMPAIGN_GEN: None, MERCHANT_GEN: None}
+# This request's generation tokens (None outside a request: every read asks the cache).
+_request_tokens: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "config_generation_tokens", default=None
+)
+# key -> (token, pickled value): the values this process has read (see the module docstring).
+_kept: dict[str, tuple[str, _Kept]] = {}
+_KEPT_LIMIT = 512
+
+
+def _keeps(key: str) -> bool:
+    return not key.startswith(f"{PREFIX}:merchant:")
+
+
+def _keep(key: str, item) -> None:
+    if not _keeps(key) or not isinstance(item, tuple) or len(item) != 2:
+        return
+    if len(_kept) >= _KEPT_LIMIT:
+        _kept.clear()
+    _kept[key] = (item[0], _Kept(pickle.dumps(item[1], pickle.HIGHEST_PROTOCOL)))
+
+
+def _read(keys: list[str]) -> dict:
+    """`cache.get_many(keys)` for generation keys and values, answered from this request's
+    tokens and this process's kept values where it can, in at most one round trip."""
+    tokens = _request_tokens.get()
+    found, wanted = {}, []
+    for key in keys:
+        if key in _generation_keys:
+            if tokens is not None and key in tokens:
+                found[key] = tokens[key]
+                continue
+        else:
+            kept = _kept.get(key)
+            if kept is not None:
+                found[key] = kept
+                continue
+        wanted.append(key)
+    if not wanted:
+        return found
+    if tokens is not None and any(key in _generation_keys for key in wanted):
+        # The first generation read of the request reads them all.
+        wanted += [k for k in list(_generation_keys) if k not in tokens and k not in wanted]
+    fetched = cache.get_many(wanted)
+    for key in wanted:
+        if key in _generation_keys:
+            if tokens is not None and key in fetched:
+                tokens[key] = fetched[key]
+        elif key in fetched:
+            _keep(key, fetched[key])
+    found.update({key: fetched[key] for key in keys if key in fetched})
+    return found
+
+
 def _generation(found: dict, gen_key: str) -> str:
     """The current token of a generation (read in the same `get_many` as the values)."""
     token = found.get(gen_key)
@@ -66,6 +137,9 @@ def _generation(found: dict, gen_key: str) -> str:
         token = uuid4().hex
         if not cache.add(gen_key, token, None):  # another request started it meanwhile
             token = cache.get(gen_key) or token
+        tokens = _request_tokens.get()
+        if tokens is not None:
+            tokens[gen_key] = token
     return token
 
 
@@ -74,11 +148,21 @@ def _fresh(found: dict, key: str | None, token: str):
     item = found.get(key) if key else None
     if not isinstance(item, tuple) or len(item) != 2 or item[0] != token:
         return None
-    return item[1]
+    value = item[1]
+    return pickle.loads(value) if isinstance(value, _Kept) else value  # noqa: S301 (our own)
 
 
 def _store(key: str, token: str, value) -> None:
     cache.set(key, (token, value), _ttl())
+    _keep(key, (token, value))
+
+
+def request_started(**kwargs) -> None:
+    _request_tokens.set({})
+
+
+def request_finished(**kwargs) -> None:
+    _request_tokens.set(None)
 
 
 # --- Campaigns -----------------------------------------------------------------------------------
@@ -108,7 +192,7 @@ def _load_active_campaigns(token: str) -> list[Campaign]:
 
 def active_campaigns() -> list[Campaign]:
     """Every active campaign, earliest start first (ties by id), with its rule lists."""
-    found = cache.get_many([CAMPAIGN_GEN, ACTIVE_CAMPAIGNS_KEY])
+    found = _read([CAMPAIGN_GEN, ACTIVE_CAMPAIGNS_KEY])
     token = _generation(found, CAMPAIGN_GEN)
     campaigns = _fresh(found, ACTIVE_CAMPAIGNS_KEY, token)
     return _load_active_campaigns(token) if campaigns is None else campaigns
@@ -133,7 +217,7 @@ def campaign_for_issue_date(issue_date: date) -> Campaign | None:
 def campaign_and_merchant(issue_date: date, uscc: str):
     """(`campaign_for_issue_date`, `merchant_by_uscc`) with one cache round trip."""
     merchant_key = _merchant_key(uscc) if uscc else None
-    found = cache.get_many(
+    found = _read(
         [CAMPAIGN_GEN, MERCHANT_GEN, ACTIVE_CAMPAIGNS_KEY, *([merchant_key] if uscc else [])]
     )
     campaign_token = _generation(found, CAMPAIGN_GEN)
@@ -155,7 +239,7 @@ def campaign_rule_lists(campaign: Campaign) -> tuple[tuple, tuple, tuple]:
     if lists is not None:
         return lists
     key = _rules_key(campaign.pk)
-    found = cache.get_many([CAMPAIGN_GEN, key])
+    found = _read([CAMPAIGN_GEN, key])
     token = _generation(found, CAMPAIGN_GEN)
     lists = _fresh(found, key, token)
     if lists is None:
@@ -169,7 +253,7 @@ def campaign_code(campaign_id: int) -> str:
     if not campaign_id:
         return ""
     key = _code_key(campaign_id)
-    found = cache.get_many([CAMPAIGN_GEN, key])
+    found = _read([CAMPAIGN_GEN, key])
     token = _generation(found, CAMPAIGN_GEN)
     code = _fresh(found, key, token)
     if code is None:
@@ -193,7 +277,7 @@ def merchant_by_uscc(uscc: str):
     if not uscc:
         return None
     key = _merchant_key(uscc)
-    found = cache.get_many([MERCHANT_GEN, key])
+    found = _read([MERCHANT_GEN, key])
     token = _generation(found, MERCHANT_GEN)
     merchant = _fresh(found, key, token)
     if merchant is None:
@@ -221,7 +305,8 @@ def merchant_cache_clear(*usccs: str) -> None:
 def read_through(gen_key: str, key: str, load):
     """`load()` cached under `key` in the generation `gen_key` (same rules as above: a value
     stored under an older generation is never served). `load` may return None."""
-    found = cache.get_many([gen_key, key])
+    _generation_keys.setdefault(gen_key, None)
+    found = _read([gen_key, key])
     token = _generation(found, gen_key)
     value = _fresh(found, key, token)
     if value is None:
@@ -241,8 +326,15 @@ def generation_bump(gen_key: str) -> None:
 def _bump(gen_key: str) -> None:
     """A new generation now, and another after the commit: values read before our commit
     and stored in between carry a token that is no longer current."""
+    _replace_generation(gen_key)
+    transaction.on_commit(lambda: _replace_generation(gen_key))
+
+
+def _replace_generation(gen_key: str) -> None:
     cache.set(gen_key, uuid4().hex, None)
-    transaction.on_commit(lambda: cache.set(gen_key, uuid4().hex, None))
+    tokens = _request_tokens.get()
+    if tokens is not None:  # this request reads the new token next time
+        tokens.pop(gen_key, None)
 
 
 def _on_campaign(sender, instance, **kwargs) -> None:
@@ -258,9 +350,13 @@ def _on_merchant(sender, instance, **kwargs) -> None:
 
 
 def connect_signals() -> None:
+    from django.core import signals
     from django.db.models.signals import post_delete, post_save
 
     from apps.merchants.models import Merchant
+
+    signals.request_started.connect(request_started, dispatch_uid="cfg-cache-request-started")
+    signals.request_finished.connect(request_finished, dispatch_uid="cfg-cache-request-finished")
 
     for model in (Campaign,):
         post_save.connect(_on_campaign, sender=model, dispatch_uid=f"cfg-cache-{model.__name__}")

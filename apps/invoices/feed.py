@@ -1393,6 +1393,12 @@ class PostgresPath:
             )
         slices = [s for group in zip_longest(*per_part) for s in group if s is not None]
         landed = 0
+
+        def count(inserted: int, updated: int) -> int:
+            self.counters.inserted += inserted
+            self.counters.updated += updated
+            return inserted + updated
+
         if self.parallel and len(slices) > 1:
             # Side by side on their own connections: the slices' number ranges are disjoint,
             # so they meet neither in the registry's unique index nor in its locks. (Inside a
@@ -1405,10 +1411,7 @@ class PostgresPath:
                     while pending:
                         done, pending = wait(pending, return_when=FIRST_EXCEPTION)
                         for future in done:
-                            inserted, updated = future.result()  # re-raises a slice's error
-                            self.counters.inserted += inserted
-                            self.counters.updated += updated
-                            landed += inserted + updated
+                            landed += count(*future.result())  # re-raises a slice's error
                         self.importer.progress("writing")
                 except BaseException:
                     for future in pending:
@@ -1416,10 +1419,7 @@ class PostgresPath:
                     raise
         else:
             for table, where in slices:
-                inserted, updated = self._land(table, where)
-                self.counters.inserted += inserted
-                self.counters.updated += updated
-                landed += inserted + updated
+                landed += count(*self._land(table, where))
                 self.importer.progress("writing")
         self.counters.unchanged += self.blue_candidates - landed
         if landed:

@@ -20,6 +20,7 @@ from apps.draws.choices import InstantPrizeKind
 from apps.invoices.choices import InvoiceStatus
 from apps.invoices.models import CampaignArea, CampaignIndustry
 from apps.prizes import services
+from apps.prizes.caching import prize_config_cache_clear
 from apps.prizes.choices import (
     AwardKind,
     AwardSource,
@@ -111,6 +112,7 @@ def test_tax_follows_the_policy_in_force_when_the_prize_is_won(campaign, winner)
     PrizePolicy.objects.filter(campaign=campaign).update(
         tax_exempt_limit=D("500.00"), tax_rate=D("0.1000"), claim_days=5
     )
+    prize_config_cache_clear()  # as every writer that bypasses save() must
     after = instant_win(campaign, winner, D("600.00"))
     assert (after.tax_withheld, after.net_amount) == (D("60.00"), D("540.00"))
     assert after.claim_until - after.created_at < timedelta(days=5, seconds=5)

@@ -22,7 +22,8 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
-from rest_framework.throttling import SimpleRateThrottle
+
+from apps.common.throttling import SlidingWindowThrottle
 
 from ..models import PartnerAPIKey
 from ..services import secret_matches
@@ -94,7 +95,7 @@ class HasPartnerScope(BasePermission):
         return True
 
 
-class PartnerKeyThrottle(SimpleRateThrottle):
+class PartnerKeyThrottle(SlidingWindowThrottle):
     """Per key: `REPORTING_PARTNER_RATE` (default 60 requests a minute)."""
 
     scope = "partner_key"

@@ -1,0 +1,162 @@
+"""Where a submission's time goes, in one process (issue 11).
+
+Builds its data with `load_submit.py`'s own set-up (campaign, instant pool, verified consumers
+with app sessions, registry-backed invoices) in the bench database, then sends the real
+submission endpoint N requests through Django's WSGI handler in this process, one after
+another: no HTTP server, no load generator, so the figures are the application's own. Prints
+per request: the Python CPU time of this process, the CPU time of its PostgreSQL backend (read
+from /proc), wall time and queries, by outcome; with `--profile` the top functions by own and
+by cumulative time (cProfile).
+
+    .venv/bin/python bench/profile_submit.py --database-name lotteryinvoice_bench_small \\
+        --preload 200000 --requests 2000 --profile
+"""
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path[:0] = [str(ROOT), str(BENCH)]
+
+import load_submit  # noqa: E402
+
+
+def backend_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a local PostgreSQL backend process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wsgi_environ(token: str, key: str, body: str) -> dict:
+    data = body.encode()
+    return {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/api/v1/invoices/",
+        "SCRIPT_NAME": "",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(data)),
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_X_SESSION_TOKEN": token,
+        "HTTP_IDEMPOTENCY_KEY": key,
+        "wsgi.input": io.BytesIO(data),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.version": (1, 0),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
+    parser.add_argument("--database-name", default="lotteryinvoice_bench_load")
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/3")
+    )
+    parser.add_argument("--preload", type=int, default=200_000)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--profile", action="store_true", help="print cProfile's top functions")
+    parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--filter", help="only functions whose file matches this pattern")
+    parser.add_argument(
+        "--show-queries", action="store_true", help="print the SQL of the first request per outcome"
+    )
+    args = parser.parse_args()
+    # load_submit's set-up reads these.
+    args.reuse, args.pool, args.pool_size = True, False, 8
+    args.consumers, args.per_consumer = args.requests + args.warmup, 1
+    args.workdir = str(ROOT / "var" / "bench-profile")
+
+    url = load_submit.database_url(args)
+    run = load_submit.prepare(args, url)
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.db import connection, reset_queries
+
+    application = WSGIHandler()
+    lines = run["files"]["submit"].read_text().splitlines()
+    requests = [line.split("\t")[2:5] for line in lines]
+    warm, timed = requests[: args.warmup], requests[args.warmup :]
+
+    def send(token: str, key: str, body: str) -> tuple[str, bytes]:
+        status = []
+        chunks = application(wsgi_environ(token, key, body), lambda s, h: status.append(s))
+        content = b"".join(chunks)
+        chunks.close()
+        return status[0], content
+
+    for request in warm:
+        send(*request)
+    connection.ensure_connection()
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        backend = cur.fetchone()[0]
+
+    from django.conf import settings
+
+    settings.DEBUG = True  # record queries (the handler clears the log per request)
+    outcome_of = Counter()
+    py, db, wall, queries = (defaultdict(float) for _ in range(4))
+    # CPU time, not wall time: the waits for PostgreSQL and Redis are not ours.
+    profiler = cProfile.Profile(time.process_time) if args.profile else None
+    for token, key, body in timed:
+        reset_queries()
+        db0, py0, wall0 = backend_cpu_seconds(backend), time.process_time(), time.perf_counter()
+        if profiler:
+            profiler.enable()
+        status, content = send(token, key, body)
+        if profiler:
+            profiler.disable()
+        py1, wall1 = time.process_time(), time.perf_counter()
+        outcome = status.split()[0]
+        if b'"status":"accepted"' in content:
+            outcome += " accepted" + (" instant win" if b'"instant_prize":{' in content else "")
+        if args.show_queries and not outcome_of[outcome]:
+            print(f"--- {outcome}: {len(connection.queries)} queries")
+            for q in connection.queries:
+                print(f"  {q['sql'][:300]}")
+        outcome_of[outcome] += 1
+        py[outcome] += py1 - py0
+        wall[outcome] += wall1 - wall0
+        queries[outcome] += len(connection.queries)
+        db[outcome] += backend_cpu_seconds(backend) - db0
+    settings.DEBUG = False
+    total = sum(outcome_of.values())
+    print(f"{total:,} submissions, one after another, in this process")
+    for outcome, n in sorted(outcome_of.items()):
+        print(
+            f"  {outcome:28} {n:6,}  python {py[outcome] / n * 1000:6.2f} ms  "
+            f"postgres {db[outcome] / n * 1000:5.2f} ms  wall {wall[outcome] / n * 1000:6.2f} ms  "
+            f"queries {queries[outcome] / n:5.1f}"
+        )
+    all_py, all_db = sum(py.values()) / total, sum(db.values()) / total
+    print(
+        f"  all: python {all_py * 1000:.2f} ms + postgres {all_db * 1000:.2f} ms per submission "
+        f"= {2 / (all_py + all_db):.0f} submissions/s on two cores at best"
+    )
+    if profiler:
+        for key in ("tottime", "cumulative"):
+            out = io.StringIO()
+            stats = pstats.Stats(profiler, stream=out).sort_stats(key)
+            restrictions = [args.filter, args.top] if args.filter else [args.top]
+            stats.print_stats(*restrictions)
+            print(out.getvalue())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Rate limits on Redis: DRF's sliding-window rule in one atomic call per throttle."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+from django.core.cache import cache
+from rest_framework.throttling import SimpleRateThrottle
+
+from apps.common import throttling
+from apps.common.throttling import ConsumerRateThrottle, SlidingWindowThrottle
+
+
+@pytest.fixture
+def redis_cache():
+    if throttling._redis_script() is None:
+        if os.environ.get("LOTTERYINVOICE_REQUIRE_POSTGRES") == "1":
+            pytest.fail("CI runs with REDIS_URL: the cache must be Redis here.")
+        pytest.skip("needs Redis (set REDIS_URL)")
+    from django_redis import get_redis_connection
+
+    return get_redis_connection("default")
+
+
+class _Clock:
+    def __init__(self, now: float = 1_800_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _Request:
+    def __init__(self, user_id: int):
+        self.user = type("U", (), {"pk": user_id, "is_authenticated": True})()
+        self.META = {"REMOTE_ADDR": "10.1.2.3"}
+
+
+def _throttle(rate: str, clock: _Clock) -> ConsumerRateThrottle:
+    class Throttle(ConsumerRateThrottle):
+        def get_rate(self):
+            return rate
+
+    throttle = Throttle()
+    throttle.timer = clock
+    return throttle
+
+
+def test_limit_window_and_wait_follow_drf(redis_cache):
+    clock = _Clock()
+    request = _Request(7)
+    answers = []
+    for _ in range(4):
+        throttle = _throttle("3/min", clock)
+        answers.append(throttle.allow_request(request, None))
+        clock.now += 10
+    assert answers == [True, True, True, False]
+    # The oldest request (at t0) leaves the window at t0 + 60; refused at t0 + 30.
+    assert throttle.wait() == pytest.approx(30.0)
+    # A refused request is not counted: at t0 + 60 one slot is free again, then none.
+    clock.now += 20.001
+    assert _throttle("3/min", clock).allow_request(request, None) is True
+    assert _throttle("3/min", clock).allow_request(request, None) is False
+    # Another consumer has its own window.
+    assert _throttle("3/min", clock).allow_request(_Request(8), None) is True
+
+
+def test_the_history_is_a_bounded_sorted_set_that_expires(redis_cache):
+    clock = _Clock()
+    request = _Request(9)
+    for _ in range(12):
+        _throttle("5/min", clock).allow_request(request, None)
+        clock.now += 1
+    key = cache.make_key("sw:throttle_consumer_9")
+    assert redis_cache.type(key) == b"zset"
+    assert redis_cache.zcard(key) == 5  # refused requests are not recorded
+    assert 0 < redis_cache.pttl(key) <= 60_000
+    clock.now += 61
+    _throttle("5/min", clock).allow_request(request, None)
+    assert redis_cache.zcard(key) == 1  # requests older than the window are dropped
+
+
+def test_concurrent_requests_never_pass_the_limit(redis_cache):
+    """DRF's read-modify-write of a pickled list loses updates under concurrency; the script
+    cannot: 40 simultaneous requests of one consumer against 10/min let exactly 10 through."""
+    barrier = threading.Barrier(40)
+    results = []
+    lock = threading.Lock()
+
+    def one():
+        throttle = _throttle("10/min", _Clock())
+        barrier.wait()
+        allowed = throttle.allow_request(_Request(11), None)
+        with lock:
+            results.append(allowed)
+
+    threads = [threading.Thread(target=one) for _ in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 10 and results.count(False) == 30
+
+
+def test_other_caches_use_drfs_implementation(monkeypatch):
+    monkeypatch.setattr(throttling, "_redis_script", lambda: None)
+    called = []
+    original = SimpleRateThrottle.allow_request
+
+    def spy(self, request, view):
+        called.append(self.scope)
+        return original(self, request, view)
+
+    monkeypatch.setattr(SimpleRateThrottle, "allow_request", spy)
+    clock = _Clock()
+    answers = [_throttle("2/min", clock).allow_request(_Request(5), None) for _ in range(3)]
+    assert answers == [True, True, False] and called == ["consumer"] * 3
+
+
+def test_project_throttles_use_the_sliding_window():
+    from apps.content.throttling import MerchantLookupThrottle
+    from apps.reporting.api.authentication import PartnerKeyThrottle
+
+    for cls in (ConsumerRateThrottle, MerchantLookupThrottle, PartnerKeyThrottle):
+        assert issubclass(cls, SlidingWindowThrottle)
