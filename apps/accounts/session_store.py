@@ -8,9 +8,10 @@ checks it against `timezone.now()` on every read, exactly as the database store'
 (`expire_date > now`), so a session ends at the same moment whichever copy is read.
 
 Every write goes to the database first and then to the cache; deleting (sign-out, revocation,
-an ended session) removes both. The database stays the record: a lost cache entry is read back
-from it. Only with a shared cache (Redis) — per-process memory would keep a revoked session
-alive in the other workers — so settings use this store only when `REDIS_URL` is set.
+an ended session) removes both, the cached copy first. The database stays the record: a lost
+cache entry is read back from it. Only with a shared cache (Redis) — per-process memory would
+keep a revoked session alive in the other workers — so settings use this store only when
+`REDIS_URL` is set.
 """
 
 from __future__ import annotations
@@ -65,6 +66,17 @@ class SessionStore(cached_db.SessionStore):
         expires = getattr(self, "_saved_expiry", None)
         if expires is not None and self.session_key:
             self._cache_put(expires, self._session)
+
+    def delete(self, session_key=None):
+        """The cached copy goes first: if the cache cannot be reached, nothing is deleted and the
+        caller sees the error (a revocation is never reported done while a copy lives on). It
+        goes again after the row, for a reader that copied the row in between."""
+        key = session_key or self.session_key
+        if key is None:
+            return
+        self._cache.delete(self.cache_key_prefix + key)
+        DBStore.delete(self, session_key)
+        self._cache.delete(self.cache_key_prefix + key)
 
     async def aload(self):
         return await sync_to_async(self.load)()

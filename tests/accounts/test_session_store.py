@@ -93,3 +93,22 @@ def test_deleting_and_cycling_remove_the_cached_copy():
     assert store.session_key != key
     assert SessionStore(session_key=key).get("user") is None
     assert SessionStore(session_key=store.session_key)["user"] == "8"
+
+
+def test_a_deletion_that_cannot_reach_the_cache_deletes_nothing(monkeypatch):
+    key = _new_session(user="9")
+    store = SessionStore(session_key=key)
+
+    def down(*args, **kwargs):
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(store._cache, "delete", down)
+    with pytest.raises(ConnectionError):
+        store.delete()
+    monkeypatch.undo()
+    # Both copies are still there: the revocation failed visibly and can be repeated.
+    assert Session.objects.filter(session_key=key).exists()
+    assert SessionStore(session_key=key)["user"] == "9"
+    SessionStore(session_key=key).delete()
+    assert not Session.objects.filter(session_key=key).exists()
+    assert cache.get(KEY_PREFIX + key) is None
