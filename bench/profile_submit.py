@@ -17,6 +17,7 @@ import cProfile
 import io
 import os
 import pstats
+import re
 import sys
 import time
 from collections import Counter, defaultdict
@@ -73,9 +74,16 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument(
+        "--statement-times", action="store_true", help="wall time per statement, by outcome"
+    )
     parser.add_argument("--filter", help="only functions whose file matches this pattern")
     parser.add_argument(
-        "--show-queries", action="store_true", help="print the SQL of the first request per outcome"
+        "--show-queries",
+        nargs="?",
+        const="short",
+        choices=["short", "full"],
+        help="print the SQL of the first request per outcome (full: whole statements)",
     )
     args = parser.parse_args()
     # load_submit's set-up reads these.
@@ -112,6 +120,8 @@ def main() -> None:
     settings.DEBUG = True  # record queries (the handler clears the log per request)
     outcome_of = Counter()
     py, db, wall, queries = (defaultdict(float) for _ in range(4))
+    # outcome -> statement (first 60 characters) -> [count, seconds] (wall, as Django logs it)
+    statement_times: dict = defaultdict(lambda: defaultdict(lambda: [0, 0.0]))
     # CPU time, not wall time: the waits for PostgreSQL and Redis are not ours.
     profiler = cProfile.Profile(time.process_time) if args.profile else None
     for token, key, body in timed:
@@ -129,11 +139,16 @@ def main() -> None:
         if args.show_queries and not outcome_of[outcome]:
             print(f"--- {outcome}: {len(connection.queries)} queries")
             for q in connection.queries:
-                print(f"  {q['sql'][:300]}")
+                print(f"  {q['sql'] if args.show_queries == 'full' else q['sql'][:300]}")
         outcome_of[outcome] += 1
         py[outcome] += py1 - py0
         wall[outcome] += wall1 - wall0
         queries[outcome] += len(connection.queries)
+        for q in connection.queries:
+            text = re.sub(r"\d+", "#", " ".join(q["sql"].split()))[:60]
+            entry = statement_times[outcome][text]
+            entry[0] += 1
+            entry[1] += float(q["time"])
         db[outcome] += backend_cpu_seconds(backend) - db0
     settings.DEBUG = False
     total = sum(outcome_of.values())
@@ -149,6 +164,13 @@ def main() -> None:
         f"  all: python {all_py * 1000:.2f} ms + postgres {all_db * 1000:.2f} ms per submission "
         f"= {2 / (all_py + all_db):.0f} submissions/s on two cores at best"
     )
+    if args.statement_times:
+        for outcome, statements in sorted(statement_times.items()):
+            n = outcome_of[outcome]
+            print(f"--- {outcome}: wall time per request by statement (ms)")
+            ranked = sorted(statements.items(), key=lambda kv: -kv[1][1])[: args.top]
+            for text, (count, seconds) in ranked:
+                print(f"  {seconds / n * 1000:6.3f}  ×{count / n:4.1f}  {text}")
     if profiler:
         for key in ("tottime", "cumulative"):
             out = io.StringIO()

@@ -16,8 +16,11 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30
 keepalive = 5
 # Recycle workers now and then (bounded memory growth), staggered so they never all restart.
-max_requests = 2000
-max_requests_jitter = 200
+# Not too often: a new worker starts Django (about a second of CPU) and its caches and
+# database connections cold, and answers nothing meanwhile — at a few hundred requests a
+# second, 2,000 requests meant a restart somewhere every few seconds.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
+max_requests_jitter = max_requests // 10
 # nginx on the same machine is the only client; trust its X-Forwarded-* headers.
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
 # gunicorn's control socket (gunicornc) would be created in $HOME, which the systemd unit keeps

@@ -181,6 +181,15 @@ if env.str("DATABASE_URL", default=""):
         else:
             DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
             DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+        # Parameters bound by the server and statements prepared once a connection has run
+        # them `DATABASE_PREPARE_THRESHOLD` times: planning the submission path's statements
+        # cost PostgreSQL more than running them (docs/benchmarks.md, issue 11). Off with
+        # PgBouncer in transaction mode (prepared statements belong to one connection).
+        if env.bool("DATABASE_SERVER_SIDE_BINDING", default=True):
+            DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
+            DATABASES["default"]["OPTIONS"]["prepare_threshold"] = env.int(
+                "DATABASE_PREPARE_THRESHOLD", default=5
+            )
 else:
     DATABASES = {
         "default": {

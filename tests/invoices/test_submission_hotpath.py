@@ -34,6 +34,28 @@ def _token(client) -> str:
     return client._credentials["HTTP_X_SESSION_TOKEN"]
 
 
+# --- prepared statements -----------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_the_submission_paths_statements_are_prepared(campaign, make_record):
+    """PostgreSQL binds the parameters and prepares what a connection runs often (planning
+    these statements cost more than running them), unless turned off for PgBouncer."""
+    options = settings.DATABASES["default"]["OPTIONS"]
+    assert options.get("server_side_binding") is True and options.get("prepare_threshold") == 5
+    for _ in range(6):
+        _record, body = make_record()
+        response = submit(app_client(ConsumerFactory(real_name="张三")), body)
+        assert response.status_code == 201, response.content
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = " ".join(row[0] for row in cursor.fetchall())
+    # The duplicate check, the registry look-up and the invoice INSERT, among others.
+    assert 'FROM "invoices_invoice" WHERE number = $1' in prepared
+    assert '"invoices_taxinvoicerecord"' in prepared
+    assert 'INSERT INTO "invoices_invoice"' in prepared
+
+
 # --- the reply -------------------------------------------------------------------------------
 
 
