@@ -610,7 +610,9 @@ def _consumer_reversal_evidence(
     """Consumers whose entries are red-flushed after entry more often than ordinary consumers'
     spread of return rates explains at their number of entries — claim, then return the goods.
     Three tests, selected together by one Benjamini–Hochberg procedure at
-    `RiskSettings.reversal_fdr` over all of them:
+    `RiskSettings.reversal_fdr` over all of them (the family: every consumer tested for
+    `red_excess`, the consumers with two or more large entries for `red_large` — the others
+    cannot have two large reversals — and the groups):
 
     - `red_excess`: the consumer's reversals among their entries (the sellers' construction:
       an exact beta-binomial tail against the censored fit of ordinary consumers' rates);
@@ -648,7 +650,8 @@ def _consumer_reversal_evidence(
         CREATE TEMP TABLE risk_cr ON COMMIT DROP AS
         SELECT i.consumer_id AS id, count(*) AS n,
                count(*) FILTER (WHERE i.status = 'reversed') AS r,
-               count(*) FILTER (WHERE i.status = 'reversed' AND i.total >= %(large)s) AS rl
+               count(*) FILTER (WHERE i.status = 'reversed' AND i.total >= %(large)s) AS rl,
+               count(*) FILTER (WHERE i.total >= %(large)s) AS nl
         {window}
         GROUP BY i.consumer_id HAVING count(*) >= %(min_n)s
         """,
@@ -674,7 +677,13 @@ def _consumer_reversal_evidence(
         found = _reversal_pvalues(cursor, "risk_cr", large_prior, column="rl", feature="red_large")
         for subject_id, test in found.items():
             tests[subject_id].append(test)
-        count += consumers
+        # Only consumers with two or more large entries can have the two large reversals the
+        # test reports at all: the others are not hypotheses of this family. Which entries are
+        # large depends on the amounts, not on whether they were returned, so leaving the
+        # untestable ones out of the count keeps the false-discovery rate (and stops them from
+        # diluting the threshold of every other test in the family).
+        cursor.execute("SELECT count(*) FROM risk_cr WHERE nl >= 2")
+        count += cursor.fetchone()[0]
     for subject_id, found in tests.items():
         for test in found:
             pvalues[(test.feature, subject_id)] = test.p

@@ -634,3 +634,74 @@ def test_a_shop_where_a_reported_claimer_returned_is_not_a_seller_anomaly(city):
     seller = next(a for a in alerts if a.merchant_id == other.pk)
     item = next(f for f in seller.features if f["feature"] == "red_excess")
     assert item["reversed"] == 6 and item["entries"] == 8  # counted without the claimer's
+
+
+def test_the_large_returns_test_counts_only_consumers_who_can_have_two_large_returns(
+    city, monkeypatch
+):
+    """The red_large family holds the consumers with two or more large entries (the others
+    cannot have the two large reversals the test reports): ordinary shoppers of cheap goods do
+    not dilute the threshold of every test in the family, a buyer of two dear things does."""
+    import apps.risk.batch as batch
+
+    calls = []
+    real = batch.benjamini_hochberg
+
+    def spy(pvalues, q, tests):
+        calls.append((pvalues, tests))
+        return real(pvalues, q, tests)
+
+    monkeypatch.setattr(batch, "benjamini_hochberg", spy)
+    _ordinary_returns(city)
+    two, one = person(), person()
+    for i in range(4):
+        city.add(two, city.shops[i], i + 1, total="5000.00" if i < 2 else None)
+        city.add(one, city.shops[i], i + 1, total="5000.00" if i < 1 else None)
+    city.run()
+    entries = list(Invoice.objects.filter(campaign=city.campaign).values_list("consumer", "total"))
+    totals = sorted(float(t) for _c, t in entries)
+    k = 0.95 * (len(totals) - 1)
+    large = totals[int(k)] + (totals[int(k) + 1] - totals[int(k)]) * (k - int(k))
+    per = {}
+    for consumer, total in entries:
+        n, nl = per.get(consumer, (0, 0))
+        per[consumer] = (n + 1, nl + (float(total) >= large))
+    tested = [c for c, (n, _nl) in per.items() if n >= 4]
+    with_two = [c for c in tested if per[c][1] >= 2]
+    assert two.pk in with_two and one.pk not in with_two
+    assert 0 < len(with_two) < len(tested)
+    # The consumers' family (keys are (test, subject) pairs; no linked groups here).
+    family = [tests for pvalues, tests in calls if all(isinstance(k, tuple) for k in pvalues)]
+    assert family == [len(tested) + len(with_two)]
+
+
+def test_a_dear_claimer_among_many_cheap_shoppers_is_reported(city):
+    """Three hundred more ordinary shoppers who never buy anything dear (tested for the count
+    of reversals, no hypotheses of the large-returns test): a claimer who returned 3 of 6 dear
+    purchases among them is reported, an ordinary buyer of dear goods with one return of six
+    is not."""
+    _ordinary_returns(city)
+    for _ in range(300):
+        someone = person()
+        for k in range(4):
+            city.add(someone, city.shops[k], k + 1, total=f"{city.rng.uniform(120, 200):.2f}")
+    claimer, buyer = person(), person()
+    for i in range(6):
+        city.add(
+            claimer,
+            city.shops[i],
+            i + 1.5,
+            total="3000.00",
+            status="reversed" if i < 3 else "accepted",
+        )
+        city.add(
+            buyer,
+            city.shops[i],
+            i + 1.5,
+            total="3000.00",
+            status="reversed" if i < 1 else "accepted",
+        )
+    alerts = _run_alerts(city)
+    alert = next(a for a in alerts if a.consumer_id == claimer.pk)
+    assert {"red_large", "red_excess"} & features(alert)
+    assert not [a for a in alerts if a.consumer_id == buyer.pk]

@@ -42,7 +42,6 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.db import DatabaseError, connection, transaction
-from django.utils import timezone
 
 from apps.accounts.models import Consumer, User, phone_block
 from apps.common import crypto
@@ -127,6 +126,10 @@ CARD_ISSUERS = (
     ("621799", 19, "中国邮政储蓄银行"),
     ("622909", 18, "兴业银行"),
 )
+# The default end of a data set: a fixed moment, so that one seed gives the same data on every
+# run — 01:00 Zhengzhou time on 16 November 2026, in the middle of the 2026 pilot's second half
+# (the demo campaign runs 1 July – 31 December), just before the nightly model's 01:10 run.
+DEFAULT_END = datetime(2026, 11, 16, 1, 0, tzinfo=CHINA)
 SCENARIOS = (
     "split_purchase",
     "insider",
@@ -685,11 +688,12 @@ def generate(
     end: datetime | None = None,
     log=print,
 ) -> Dataset:
-    """Wipe an earlier evaluation data set and write a new one (PostgreSQL)."""
+    """Wipe an earlier evaluation data set and write a new one (PostgreSQL). The data end at
+    `end` (default `DEFAULT_END`): the same seed, size and end give the same data set."""
     if connection.vendor != "postgresql":
         raise RuntimeError("the evaluation data set is written with COPY (PostgreSQL)")
     started = time.monotonic()
-    end = end or timezone.now().replace(minute=0, second=0, microsecond=0)
+    end = end or DEFAULT_END
     _wipe()
     campaign, _ = Campaign.objects.update_or_create(
         code=EVAL_CAMPAIGN,
@@ -727,7 +731,6 @@ def generate(
 
 
 def _write(gen: _Gen, campaign: Campaign) -> None:
-    now = timezone.now()
     with transaction.atomic():
         with connection.cursor() as cursor:
             _skip_fk_checks(cursor)
@@ -895,8 +898,8 @@ def _write(gen: _Gen, campaign: Campaign) -> None:
                     at,
                     0,
                     device,
-                    now,
-                    reversed_at or now,
+                    at,
+                    reversed_at or at,
                 )
 
         _copy(
