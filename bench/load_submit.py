@@ -840,13 +840,18 @@ def check_correctness(
     return problems
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_database_arguments(parser: argparse.ArgumentParser) -> None:
+    """The bench database and cache (shared with `profile_submit.py`)."""
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
     parser.add_argument("--database-name", default="lotteryinvoice_bench_load")
     parser.add_argument(
         "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/3")
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_database_arguments(parser)
     parser.add_argument("--reuse", action="store_true", help="keep an existing bench database")
     parser.add_argument("--preload", type=int, default=10_000_000, help="invoices on record")
     parser.add_argument("--consumers", type=int, default=20_000)

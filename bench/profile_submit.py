@@ -64,11 +64,7 @@ def wsgi_environ(token: str, key: str, body: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
-    parser.add_argument("--database-name", default="lotteryinvoice_bench_load")
-    parser.add_argument(
-        "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/3")
-    )
+    load_submit.add_database_arguments(parser)
     parser.add_argument("--preload", type=int, default=200_000)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=100)
