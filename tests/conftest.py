@@ -47,6 +47,21 @@ def _postgres_only(request):
     pytest.skip("needs PostgreSQL (set DATABASE_URL)")
 
 
+@pytest.fixture
+def redis_cache():
+    """The default cache's Redis client, for tests of what runs only on Redis: skipped on the
+    embedded default (local memory), failing in CI, which always runs with REDIS_URL."""
+    from django.core.cache import caches
+
+    if not type(caches["default"]).__module__.startswith("django_redis"):
+        if os.environ.get("LOTTERYINVOICE_REQUIRE_POSTGRES") == "1":
+            pytest.fail("CI runs with REDIS_URL: the cache must be Redis here.")
+        pytest.skip("needs Redis (set REDIS_URL)")
+    from django_redis import get_redis_connection
+
+    return get_redis_connection("default")
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     """Let transactional tests flush the append-only audit table of the test database only."""

@@ -37,20 +37,16 @@ redis.call('ZADD', key, now, ARGV[4])
 redis.call('PEXPIRE', key, math.ceil(window * 1000))
 return {1, tostring(count + 1)}
 """
-_scripts: dict[int, object] = {}
 
 
 def _redis_script():
-    """The registered script on the default cache's Redis client, or None off Redis."""
+    """The script on the default cache's Redis client, or None off Redis. (Registering only
+    hashes the text: Redis keeps the script itself after its first run, by that hash.)"""
     if not type(caches["default"]).__module__.startswith("django_redis"):
         return None
     from django_redis import get_redis_connection
 
-    client = get_redis_connection("default")
-    script = _scripts.get(id(client))
-    if script is None:
-        script = _scripts[id(client)] = client.register_script(_SLIDING_LOG)
-    return script
+    return get_redis_connection("default").register_script(_SLIDING_LOG)
 
 
 class SlidingWindowThrottle(SimpleRateThrottle):

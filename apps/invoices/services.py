@@ -39,6 +39,7 @@ from apps.audit.models import AuditCategory
 from apps.audit.services import audit_record
 from apps.common.exceptions import DomainError
 from apps.common.normalize import normalize_code
+from apps.common.queries import model_row
 from apps.common.states import check_transition
 from apps.draws.services import instant_draw_for_entry
 from apps.reporting.rollups import deferred as deferred_rollups
@@ -254,20 +255,13 @@ def _number_is_live(number: str) -> bool:
 
 
 def _lock_consumer(consumer_id: int) -> Consumer:
-    """The consumer's row, locked for the transaction (`SELECT … FOR UPDATE`). A raw query into
-    the model (fields decoded as the ORM does) — a `select_for_update().get()` spends most of
-    its time compiling SQL that never changes."""
-    table = connection.ops.quote_name(Consumer._meta.db_table)
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""  # not SQLite
-    rows = list(
-        Consumer.objects.raw(
-            f"SELECT * FROM {table} WHERE id = %s{lock}",  # noqa: S608 - table name only
-            [consumer_id],
-        )
-    )
-    if not rows:
+    """The consumer's row, locked for the transaction (`SELECT … FOR UPDATE`), by plain SQL
+    (`model_row`): a `select_for_update().get()` spends most of its time compiling SQL that
+    never changes."""
+    consumer = model_row(Consumer, "id", consumer_id, for_update=True)
+    if consumer is None:
         raise Consumer.DoesNotExist(consumer_id)
-    return rows[0]
+    return consumer
 
 
 class _NumberTaken(Exception):

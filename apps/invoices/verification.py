@@ -44,6 +44,7 @@ from apps.common.http import (
     shared_client,
 )
 from apps.common.pii import normalize_for_index
+from apps.common.queries import model_row
 
 from .choices import InvoiceType, IssuerKind, RegistryStatus
 
@@ -197,20 +198,11 @@ class RegistryTaxVerifier(TaxVerifier):
     """
 
     def _verify(self, *, number: str, issue_date: date, total: Decimal) -> TaxCheck:
-        from django.db import connection
-
         from .models import TaxInvoiceRecord
 
-        # One primary-key probe on every submission: a raw query into the model (fields decoded
-        # as the ORM does) costs half of what compiling `filter(...).first()` does.
-        table = connection.ops.quote_name(TaxInvoiceRecord._meta.db_table)
-        rows = list(
-            TaxInvoiceRecord.objects.raw(
-                f"SELECT * FROM {table} WHERE number = %s",  # noqa: S608 - table name only
-                [number],
-            )
-        )
-        row = rows[0] if rows else None
+        # One primary-key probe on every submission, by plain SQL (half the cost of compiling
+        # `filter(...).first()`).
+        row = model_row(TaxInvoiceRecord, "number", number)
         if row is None:
             return TaxCheck(outcome=TaxOutcome.NOT_FOUND)
         record = RegistryInvoice(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 
 import pytest
@@ -11,17 +10,6 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from apps.common import throttling
 from apps.common.throttling import ConsumerRateThrottle, SlidingWindowThrottle
-
-
-@pytest.fixture
-def redis_cache():
-    if throttling._redis_script() is None:
-        if os.environ.get("LOTTERYINVOICE_REQUIRE_POSTGRES") == "1":
-            pytest.fail("CI runs with REDIS_URL: the cache must be Redis here.")
-        pytest.skip("needs Redis (set REDIS_URL)")
-    from django_redis import get_redis_connection
-
-    return get_redis_connection("default")
 
 
 class _Clock:

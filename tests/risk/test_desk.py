@@ -168,6 +168,16 @@ def test_the_reviewer_cannot_change_rules(client):
     assert response.status_code == 403 and not RiskConfigChange.objects.exists()
 
 
+# The configuration page's scoring fields, unchanged, posted with each setting under test.
+SCORING_FORM = {
+    "hold_score": "50",
+    "block_score": "150",
+    "feature_z": "3.5",
+    "alert_z": "6",
+    "alert_min_features": "2",
+}
+
+
 def test_the_analyst_changes_the_reversal_test_rate_on_the_config_page(client):
     from apps.risk.models import RiskSettings
 
@@ -175,11 +185,7 @@ def test_the_analyst_changes_the_reversal_test_rate_on_the_config_page(client):
     page = client.get(reverse("risk:config")).content.decode()
     assert 'name="reversal_fdr"' in page
     values = {
-        "hold_score": "50",
-        "block_score": "150",
-        "feature_z": "3.5",
-        "alert_z": "6",
-        "alert_min_features": "2",
+        **SCORING_FORM,
         "reversal_fdr": "0.05",
         "reason": "更宽的红冲筛查",
     }
@@ -196,11 +202,7 @@ def test_the_analyst_changes_the_returner_link_and_large_share_on_the_config_pag
     page = client.get(reverse("risk:config")).content.decode()
     assert 'name="reversal_link_min"' in page and 'name="reversal_large_share"' in page
     values = {
-        "hold_score": "50",
-        "block_score": "150",
-        "feature_z": "3.5",
-        "alert_z": "6",
-        "alert_min_features": "2",
+        **SCORING_FORM,
         "reversal_link_min": "3",
         "reversal_large_share": "0.02",
         "reason": "只看更贵的退货",
