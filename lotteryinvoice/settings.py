@@ -168,6 +168,8 @@ TEMPLATES = [
 if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend with small batches inserted without arrays (lotteryinvoice/db/).
+        DATABASES["default"]["ENGINE"] = "lotteryinvoice.db.postgresql"
         if env.bool("DATABASE_POOL", default=PRODUCTION):
             # psycopg 3 connection pool (Django >= 5.1); persistent connections must be off.
             DATABASES["default"]["OPTIONS"] = {

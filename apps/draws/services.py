@@ -36,6 +36,7 @@ from apps.accounts.models import Consumer
 from apps.audit.models import AuditCategory, AuditOutcome
 from apps.audit.services import audit_record
 from apps.common.exceptions import InvalidTransition
+from apps.common.queries import insert_objects
 from apps.common.states import check_transition
 from apps.invoices.caching import PREFIX as CONFIG_PREFIX
 from apps.invoices.caching import generation_bump, read_through
@@ -1361,7 +1362,7 @@ def instant_draw_for_entry(*, invoice, consumer_locked: bool = False) -> dict | 
             with transaction.atomic():
                 if not _instant_take(candidate, day):
                     raise _NoStock
-                award = InstantAward.objects.create(
+                award = InstantAward(
                     invoice=invoice,
                     consumer_id=invoice.consumer_id,
                     pool=pool,
@@ -1372,6 +1373,7 @@ def instant_draw_for_entry(*, invoice, consumer_locked: bool = False) -> dict | 
                     drawn_at=now,
                     payable_after=payable_after,
                 )
+                insert_objects([award])
                 award_create_for_instant(instant_award=award)
         except _NoStock:  # the savepoint undid a stock decrement whose quota was gone
             return None

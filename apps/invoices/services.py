@@ -39,7 +39,7 @@ from apps.audit.models import AuditCategory
 from apps.audit.services import audit_record
 from apps.common.exceptions import DomainError
 from apps.common.normalize import normalize_code
-from apps.common.queries import model_row
+from apps.common.queries import insert_objects, model_row
 from apps.common.states import check_transition
 from apps.draws.services import instant_draw_for_entry
 from apps.reporting.rollups import deferred as deferred_rollups
@@ -135,7 +135,7 @@ def _history_steps(invoice: Invoice, steps: list[tuple[str, str, str, str]], act
     """Rows of the invoice's status history, (from, to, code, note) each, in one INSERT."""
     actor = actor if getattr(actor, "is_authenticated", False) else None
     at = timezone.now()
-    InvoiceStatusChange.objects.bulk_create(
+    insert_objects(
         [
             InvoiceStatusChange(
                 invoice=invoice,
@@ -189,7 +189,7 @@ def _record_rejection(
         invoice.status = InvoiceStatus.REJECTED
         invoice.rejection_code = code
         invoice.decided_at = invoice.submitted_at
-        invoice.save(force_insert=True)
+        insert_objects([invoice])
         _history(invoice, "", InvoiceStatus.REJECTED, code)
     return invoice
 
@@ -368,7 +368,7 @@ def _decide_locked(
                 # No savepoint (two round trips on every submission): losing the race for the
                 # number aborts this transaction, and the caller records the rejected attempt
                 # in a new one.
-                invoice.save(force_insert=True)
+                insert_objects([invoice])
             except IntegrityError as exc:
                 raise _NumberTaken from exc
         steps = []

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 
 from apps.common.models import ZERO
+from apps.common.queries import insert_objects
 
 from .choices import AccountKind, EntryKind
 from .exceptions import PrizeError
@@ -86,7 +87,7 @@ def ledger_move(
         source_id, target_id = _account(fund_id, from_kind).pk, _account(fund_id, to_kind).pk
     try:
         with transaction.atomic(savepoint=savepoint):
-            entry = LedgerEntry.objects.create(
+            entry = LedgerEntry(
                 fund_id=fund_id,
                 kind=kind,
                 from_account_id=source_id,
@@ -98,6 +99,7 @@ def ledger_move(
                 memo=memo[:300],
                 actor=actor if getattr(actor, "is_authenticated", False) else None,
             )
+            insert_objects([entry])
             # Lock order by id keeps two movements between the same accounts deadlock-free.
             for acc_id, delta in sorted(((source_id, -amount), (target_id, amount))):
                 LedgerAccount.objects.filter(pk=acc_id).update(balance=F("balance") + delta)

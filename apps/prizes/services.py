@@ -26,6 +26,7 @@ from django.utils import timezone
 from apps.audit.models import AuditCategory
 from apps.audit.services import audit_record
 from apps.common.models import ZERO
+from apps.common.queries import insert_objects
 from apps.common.states import check_transition
 from apps.invoices.choices import InvoiceStatus
 from apps.reporting.rollups import award_changed
@@ -126,8 +127,16 @@ def tax_for(*, policy: PrizePolicy, kind: str, amount: Decimal) -> Decimal:
 
 
 def _award_history(award: Award, before: str, after: str, reason: str, actor) -> None:
-    AwardStatusChange.objects.create(
-        award=award, from_status=before, to_status=after, reason=reason[:300], actor=_user(actor)
+    insert_objects(
+        [
+            AwardStatusChange(
+                award=award,
+                from_status=before,
+                to_status=after,
+                reason=reason[:300],
+                actor=_user(actor),
+            )
+        ]
     )
     award_changed(award)  # rollups + government-app outbox, in this transaction
 
@@ -186,7 +195,7 @@ def _award_create(
     tax = tax_for(policy=policy, kind=kind, amount=amount)
     held = payable_after is not None and payable_after > now
     claim_from = payable_after if held else now
-    award = Award.objects.create(
+    award = Award(
         campaign_id=campaign_id,
         fund=fund,
         consumer_id=consumer_id,
@@ -205,6 +214,7 @@ def _award_create(
         if kind == AwardKind.CASH
         else None,
     )
+    insert_objects([award])
     _award_history(award, "", award.status, "awarded", None)
     # `ledger_move` creates the fund's accounts if they are missing (`ledger._account`).
     ledger_move(
@@ -251,7 +261,7 @@ def award_create_for_instant(*, instant_award, valid_days: int | None = None) ->
     if award.kind != AwardKind.CASH:
         days = tier.valid_days or valid_days or policy.coupon_valid_days
         code = _new_code()
-        Coupon.objects.create(
+        coupon = Coupon(
             award=award,
             code=code,
             code_last4=code[-4:],
@@ -262,6 +272,7 @@ def award_create_for_instant(*, instant_award, valid_days: int | None = None) ->
             valid_from=now,
             valid_until=now + timedelta(days=days),
         )
+        insert_objects([coupon])
     return award
 
 

@@ -34,6 +34,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.common.http import check_base_url
+from apps.common.queries import insert_objects
 
 from .models import DeliveryAttempt, OutboxEvent, OutboxStatus
 
@@ -100,7 +101,7 @@ def emit_many(events: list[OutboxEvent]) -> None:
     """Write events (built by the `*_event` functions) in one statement, in list order."""
     if not events:
         return
-    OutboxEvent.objects.bulk_create(events)
+    insert_objects(events)
     _schedule_delivery()
 
 
