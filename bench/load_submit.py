@@ -113,6 +113,10 @@ def server_env(args, url: str) -> dict[str, str]:
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(BENCH)]),
             "DJANGO_DEBUG": "false",
             "DATABASE_POOL": "true" if args.pool else "false",
+            # Production's mode (the default): rollups drained by the Celery worker below.
+            "REPORTING_ROLLUPS_QUEUED": (
+                "true" if getattr(args, "rollups", "queued") == "queued" else "false"
+            ),
             "DATABASE_POOL_MAX_SIZE": str(args.pool_size),
             "DATABASE_CONN_MAX_AGE": "600",
             "CELERY_TASK_ALWAYS_EAGER": "false",
@@ -414,6 +418,77 @@ def start_server(args, url: str) -> subprocess.Popen:
             time.sleep(0.3)
     stop_server(server)
     raise SystemExit("gunicorn did not come up; see gunicorn.log")
+
+
+def start_worker(args, url: str) -> subprocess.Popen:
+    """A Celery worker beside gunicorn, as in production: it runs what the submissions queue
+    (the rollup drains, monitoring events) on the same two cores, so its CPU counts."""
+    log = Path(args.workdir) / "celery.log"
+    command = [
+        str(ROOT / ".venv/bin/celery"),
+        "-A",
+        "lotteryinvoice",
+        "worker",
+        "--pool",
+        "solo",
+        "--without-mingle",
+        "--without-gossip",
+        "--without-heartbeat",
+        "--loglevel",
+        "WARNING",
+        "--logfile",
+        str(log),
+        "--hostname",
+        f"bench-{args.port}@%h",
+    ]
+    return subprocess.Popen(command, cwd=ROOT, env=server_env(args, url), start_new_session=True)
+
+
+def wait_for_rollups(timeout: float = 120.0) -> list[str]:
+    """After the load: wait for the queued rollup changes to be drained (queued mode), print
+    how many were waiting and how long the drain took."""
+    from django.db import connection
+
+    from apps.reporting.models import RollupChange
+
+    connection.close()
+    waiting = RollupChange.objects.count()
+    started = time.monotonic()
+    left = waiting
+    while left and time.monotonic() - started < timeout:
+        time.sleep(0.2)
+        left = RollupChange.objects.count()
+    print(
+        f"  rollups: {waiting:,} queued changes when the load stopped, "
+        f"drained in {time.monotonic() - started:.1f} s ({left:,} left)"
+    )
+    return [f"{left} rollup changes still queued after {timeout:.0f} s"] if left else []
+
+
+def check_rollups(run: dict) -> list[str]:
+    """The run's campaign in the daily rollups equals its invoices counted from scratch."""
+    from django.db.models import Count, Q, Sum
+
+    from apps.invoices.models import Invoice
+    from apps.reporting.models import DailyRollup
+
+    counted = DailyRollup.objects.filter(campaign_id=run["campaign_id"]).aggregate(
+        accepted=Sum("accepted"), submitted=Sum("submitted")
+    )
+    actual = Invoice.objects.filter(campaign_id=run["campaign_id"]).aggregate(
+        accepted=Count("id", filter=Q(status="accepted")), submitted=Count("id")
+    )
+    print(
+        f"  rollups of the run's campaign: accepted {counted['accepted'] or 0:,} "
+        f"(invoices {actual['accepted']:,}), submitted {counted['submitted'] or 0:,} "
+        f"(invoices {actual['submitted']:,})"
+    )
+    if (counted["accepted"] or 0, counted["submitted"] or 0) != (
+        actual["accepted"],
+        actual["submitted"],
+    ):
+        return ["the daily rollups of the run's campaign differ from its invoices"]
+    return []
 
 
 def stop_server(server: subprocess.Popen) -> None:
@@ -864,6 +939,13 @@ def main() -> None:
     parser.add_argument("--pool", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--pool-size", type=int, default=8)
     parser.add_argument(
+        "--rollups",
+        choices=["queued", "inline"],
+        default="queued",
+        help="statistics rollups drained by the Celery worker (production's default) or "
+        "written inside every submission's transaction",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=1,
@@ -896,10 +978,11 @@ def main() -> None:
     run = prepare(args, url)
     print(
         f"server: gunicorn {args.workers} workers × {args.threads} threads, "
-        f"{'pool' if args.pool else 'persistent connections'}; wrk {args.connections} "
-        f"connections, {args.duration} s per endpoint"
+        f"{'pool' if args.pool else 'persistent connections'}, rollups {args.rollups}, "
+        f"a Celery worker; wrk {args.connections} connections, {args.duration} s per endpoint"
     )
     server = start_server(args, url)
+    worker = start_worker(args, url)
     try:
         rounds: dict[str, list[dict]] = {"constant": [], "insert": [], "submit": []}
         for r in range(args.rounds):
@@ -917,6 +1000,10 @@ def main() -> None:
             paced = run_paced(args, run, results["insert"]["rps"])
     finally:
         stop_server(server)
+    try:
+        problems = wait_for_rollups() if args.rollups == "queued" else []
+    finally:
+        stop_server(worker)
     submit, insert, constant = results["submit"], results["insert"], results["constant"]
     print(
         f"ratios: submit/insert {submit['rps'] / insert['rps']:.0%}  "
@@ -924,7 +1011,8 @@ def main() -> None:
         f"insert/constant {insert['rps'] / constant['rps']:.0%}"
     )
     # Each wrk run may leave one request per connection in flight when it stops.
-    problems = check_correctness(run, submit, args.connections * args.rounds, paced)
+    problems += check_correctness(run, submit, args.connections * args.rounds, paced)
+    problems += check_rollups(run)
     five = sum(r["s5"] for r in [*results.values(), *([paced] if paced else [])])
     if five:
         problems.append(f"{five} answers were 5xx")

@@ -75,6 +75,13 @@ def main() -> None:
     )
     parser.add_argument("--filter", help="only functions whose file matches this pattern")
     parser.add_argument(
+        "--rollups",
+        choices=["queued", "inline"],
+        default="queued",
+        help="rollups queued for the drain (production's default; the drain is not timed "
+        "here) or written in each submission",
+    )
+    parser.add_argument(
         "--show-queries",
         nargs="?",
         const="short",

@@ -581,6 +581,10 @@ REPORTING_PUSH_KEY_ID = env.str("REPORTING_PUSH_KEY_ID", default="lotteryinvoice
 REPORTING_PUSH_SECRET = env.str("REPORTING_PUSH_SECRET", default="")
 REPORTING_PUSH_TIMEOUT = env.float("REPORTING_PUSH_TIMEOUT", default=5.0)
 REPORTING_PUSH_MAX_ATTEMPTS = env.int("REPORTING_PUSH_MAX_ATTEMPTS", default=12)
+# Rollups brought up to date by a Celery drain a second after each change (queued), instead of
+# inside every submission's transaction (docs/benchmarks.md, issue 11; apps/reporting/rollups.py).
+REPORTING_ROLLUPS_QUEUED = env.bool("REPORTING_ROLLUPS_QUEUED", default=PRODUCTION)
+REPORTING_ROLLUPS_DRAIN_DELAY = env.int("REPORTING_ROLLUPS_DRAIN_DELAY", default=1)
 REPORTING_SMALL_CELL_THRESHOLD = env.int("REPORTING_SMALL_CELL_THRESHOLD", default=10)
 REPORTING_PARTNER_RATE = env.str("REPORTING_PARTNER_RATE", default="60/min")
 # Pending invoices ("not found yet" at the tax authority): back-off and give-up time.

@@ -1,4 +1,4 @@
-"""Plain-SQL reads for the hot paths, where compiling the ORM's query costs more than running it."""
+"""Plain SQL for the hot paths, where compiling the ORM's query costs more than running it."""
 
 from __future__ import annotations
 
@@ -8,26 +8,94 @@ from functools import lru_cache
 from django.db import connection
 
 
+@lru_cache(maxsize=64)
+def _read_plan(model, alias: str, table_alias: str = "") -> tuple[str, list[str], dict]:
+    """The column list (qualified by `table_alias` if given), attribute names and value
+    converters of `model`'s rows (the ORM's own, `SQLCompiler.get_converters`), worked out
+    once per model and database."""
+    from django.db import connections
+    from django.db.models.sql import Query
+
+    meta = model._meta
+    if meta.parents:
+        raise TypeError(f"{model.__name__}: rows of one table only (no multi-table inheritance)")
+    db = connections[alias]
+    fields = list(meta.concrete_fields)
+    compiler = db.ops.compiler("SQLCompiler")(Query(model), db, alias)
+    converters = compiler.get_converters([f.get_col(meta.db_table) for f in fields])
+    prefix = f"{table_alias}." if table_alias else ""
+    columns = ", ".join(prefix + db.ops.quote_name(f.column) for f in fields)
+    return columns, [f.attname for f in fields], converters
+
+
+def _instance(model, names: list[str], converters: dict, values: list):
+    for index, (functions, expression) in converters.items():
+        for convert in functions:
+            values[index] = convert(values[index], expression, connection)
+    return model.from_db(connection.alias, names, values)
+
+
 def model_row(model, column: str, value, *, for_update: bool = False):
-    """The row of `model` whose `column` equals `value` (a unique column), or None: one
-    `SELECT *` into the model, its fields decoded as the ORM does. `for_update` locks the row
-    for the transaction (on backends that can)."""
+    """The row of `model` whose `column` equals `value` (a unique column), or None: one plain
+    `SELECT` into the model, its values converted as the ORM converts them (`from_db`).
+    `for_update` locks the row for the transaction (on backends that can)."""
+    columns, names, converters = _read_plan(model, connection.alias)
+    field = next(f for f in model._meta.concrete_fields if f.column == column)
     q = connection.ops.quote_name
     lock = " FOR UPDATE" if for_update and connection.features.has_select_for_update else ""
-    rows = list(
-        model.objects.raw(
-            f"SELECT * FROM {q(model._meta.db_table)} WHERE {q(column)} = %s{lock}",  # noqa: S608 - names only
-            [value],
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns} FROM {q(model._meta.db_table)} WHERE {q(column)} = %s{lock}",  # noqa: S608 - names only
+            [field.get_db_prep_value(value, connection)],
         )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return _instance(model, names, converters, list(row))
+
+
+def row_with_one(model, pk, accessor: str):
+    """`model.objects.select_related(accessor).get(pk=pk)` for a reverse one-to-one `accessor`
+    (e.g. a user's `consumer` profile), or None: one plain `SELECT … LEFT JOIN`, both objects
+    converted as the ORM does and linked both ways (no query when either side is read; a
+    missing profile raises `RelatedObjectDoesNotExist` as after `select_related`). The ORM
+    spends more time building this join's column list than the database answering it."""
+    relation = model._meta.get_field(accessor)
+    related = relation.related_model
+    own_columns, own_names, own_converters = _read_plan(model, connection.alias, "a")
+    rel_columns, rel_names, rel_converters = _read_plan(related, connection.alias, "b")
+    q = connection.ops.quote_name
+    sql = (
+        f"SELECT {own_columns}, {rel_columns} FROM {q(model._meta.db_table)} a "  # noqa: S608 - names only
+        f"LEFT JOIN {q(related._meta.db_table)} b "
+        f"ON b.{q(relation.field.column)} = a.{q(model._meta.pk.column)} "
+        f"WHERE a.{q(model._meta.pk.column)} = %s"
     )
-    return rows[0] if rows else None
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [model._meta.pk.get_db_prep_value(pk, connection)])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    split = len(own_names)
+    obj = _instance(model, own_names, own_converters, list(row[:split]))
+    rest = list(row[split:])
+    other = None
+    if rest[rel_names.index(related._meta.pk.attname)] is not None:
+        other = _instance(related, rel_names, rel_converters, rest)
+        relation.field.set_cached_value(other, obj)
+    relation.set_cached_value(obj, other)
+    return obj
 
 
 @lru_cache(maxsize=256)
 def _insert_plan(model, rows: int, vendor: str) -> tuple[tuple, str, bool]:
-    """The fields written, the statement for `rows` rows and whether it returns the keys."""
+    """The fields written, the statement for `rows` rows and whether it returns the keys; no
+    statement (None) for what only the ORM writes right: multi-table inheritance, database
+    defaults, generated fields."""
     meta = model._meta
     fields = tuple(f for f in meta.local_concrete_fields if f is not meta.auto_field)
+    if meta.parents or any(f.generated or f.has_db_default() for f in fields):
+        return fields, None, False
     q = connection.ops.quote_name
     one = f"({', '.join(['%s'] * len(fields))})"
     returning = meta.auto_field is not None and connection.features.can_return_rows_from_bulk_insert
@@ -52,13 +120,18 @@ def insert_objects(objs: Sequence) -> None:
     if not objs:
         return
     model = type(objs[0])
+    if any(type(obj) is not model or obj.pk is not None for obj in objs):
+        raise ValueError("insert_objects: new instances (no primary key) of one model only")
     fields, sql, returning = _insert_plan(model, len(objs), connection.vendor)
-    if model._meta.auto_field is not None and not returning:  # no RETURNING: the ORM's way
-        for obj in objs:
+    if sql is None or (model._meta.auto_field is not None and not returning):
+        for obj in objs:  # what the plain statement cannot write: the ORM's way
             obj.save(force_insert=True)
         return
     params: list = []
     for obj in objs:
+        # As `save()`: related objects assigned before they were saved give their ids now;
+        # one still unsaved raises ValueError instead of storing NULL.
+        obj._prepare_related_fields_for_save(operation_name="insert_objects")
         params.extend(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -68,6 +68,12 @@ SCHEDULES: tuple[CronSchedule, ...] = (
         description="Send approved payouts not yet sent; ask the provider about unknown ones.",
     ),
     CronSchedule(
+        name="reporting.rollups_drain",
+        task="apps.reporting.tasks.rollups_drain",
+        minute="*",
+        description="Bring the statistics up to date with queued invoice and award changes.",
+    ),
+    CronSchedule(
         name="reporting.outbox_deliver",
         task="apps.reporting.tasks.outbox_deliver",
         minute="*",

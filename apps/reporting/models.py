@@ -5,7 +5,8 @@ Rollup grain: one row per day (Asia/Shanghai) × seller area code × industry co
 `""` stands for an unknown area/industry (a pending invoice has no seller yet) and campaign 0
 for "no campaign". Each counted fact (an invoice, an award) has a *fact row* holding the key and
 the values it contributes; every change replaces its old contribution by the new one in the
-same transaction (`apps.reporting.rollups`). So at any commit:
+same transaction (`apps.reporting.rollups`), or in queued mode in the drain's transaction
+soon after (`RollupChange`). So at any commit, once the queue is drained:
 
     rollup row = Σ contributions of the fact rows with that key
                = the same GROUP BY over invoices / awards computed from scratch
@@ -198,6 +199,27 @@ class DayParticipants(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} #{self.campaign_id}: {self.participants}"
+
+
+class RollupChange(models.Model):
+    """An invoice or award whose counted facts changed while rollups are queued
+    (`REPORTING_ROLLUPS_QUEUED`): written in the transaction of the change, consumed by
+    `apps.reporting.rollups.drain()`, which recounts the subject from its current state."""
+
+    KIND_INVOICE = 1
+    KIND_AWARD = 2
+
+    id = models.BigAutoField(primary_key=True)
+    kind = models.PositiveSmallIntegerField(_("kind"))
+    subject_id = models.BigIntegerField(_("subject ID"))
+
+    class Meta:
+        verbose_name = _("queued rollup change")
+        verbose_name_plural = _("queued rollup changes")
+        default_permissions = ()  # internal: written by the hooks, consumed by the drain
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.subject_id}"
 
 
 class AwardFact(CellKey):

@@ -323,7 +323,7 @@ def _rebuild_in_python() -> None:
 
     from . import rollups
 
-    with transaction.atomic():
+    with transaction.atomic(), rollups.inline():
         for model in (
             InvoiceFact,
             AwardFact,

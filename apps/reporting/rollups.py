@@ -15,6 +15,10 @@ changes gets `version + 1` and an outbox event carrying its new absolute figures
 (`apps.reporting.outbox`). Rows are always locked in key order (tables in a fixed order), so
 two transactions never deadlock on rollups.
 
+In queued mode (`REPORTING_ROLLUPS_QUEUED`, production's default) a hook only queues the
+subject's id in the caller's transaction and a Celery drain applies the same steps a second
+later, for many subjects at once (the "Queued mode" section at the end of this module).
+
 Bulk writers that bypass the services (the demo seed) call `rebuild()` afterwards, which
 recomputes everything from scratch with set-based SQL (`expected_*` give the same figures for
 checks).
@@ -23,13 +27,17 @@ checks).
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 from collections import defaultdict
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import date
 from decimal import Decimal
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -44,7 +52,11 @@ from .models import (
     MerchantTotal,
     ParticipationKey,
     RejectionRollup,
+    RollupChange,
 )
+
+logger = logging.getLogger(__name__)
+DRAIN_CACHE_KEY = "reporting:rollups:drain-queued"
 
 ZERO = Decimal("0.00")
 
@@ -497,6 +509,16 @@ def _flush(batch: _Batch) -> None:
     invoices, awards = batch.survivors(batch.invoices), batch.survivors(batch.awards)
     if not invoices and not awards:
         return
+    if queued():
+        enqueue(invoice_ids=sorted(invoices), award_ids=sorted(awards))
+        return
+    _apply_snapshots(invoices, awards)
+
+
+def _apply_snapshots(invoices: dict[int, tuple], awards: dict[int, tuple]) -> None:
+    """Bring the rollups of these invoices ({id: (snapshot, dims or None)}) and awards ({id:
+    (snapshot,)}) from their last counted state to the snapshots' (one batch: a statement per
+    table, every outbox event in one more)."""
     codes = {
         s.campaign_id: s.campaign_code
         for s, _dims in invoices.values()
@@ -570,9 +592,15 @@ def invoice_changed(invoice) -> None:
     of the enclosing `deferred()` block if there is one, otherwise now)."""
     batch = _current_batch()
     if batch is not None:
-        batch.invoices[invoice.pk].append(
-            (_invoice_snapshot(invoice), _known_merchant_dims(invoice), batch.mark())
-        )
+        if queued():  # only the id is needed: the drain recounts the current state
+            batch.invoices[invoice.pk].append((None, None, batch.mark()))
+        else:
+            batch.invoices[invoice.pk].append(
+                (_invoice_snapshot(invoice), _known_merchant_dims(invoice), batch.mark())
+            )
+        return
+    if queued():
+        enqueue(invoice_ids=[invoice.pk])
         return
     with _atomic_unless_in_one():
         old = _load_invoice_fact(invoice.pk)
@@ -774,7 +802,11 @@ def award_changed(award) -> None:
     end of the enclosing `deferred()` block if there is one, otherwise now)."""
     batch = _current_batch()
     if batch is not None:
-        batch.awards[award.pk].append((_award_snapshot(award), batch.mark()))
+        snapshot = None if queued() else _award_snapshot(award)
+        batch.awards[award.pk].append((snapshot, batch.mark()))
+        return
+    if queued():
+        enqueue(award_ids=[award.pk])
         return
     _apply_awards({award.pk: award}, {})
 
@@ -828,3 +860,170 @@ def _apply_awards(
             outbox.emit_many(events)
             return []
         return events
+
+
+# --- Queued mode ---------------------------------------------------------------------------------
+#
+# With `REPORTING_ROLLUPS_QUEUED` (the production default) a change does not touch the rollups in
+# its own transaction: it writes the changed invoice's or award's id to `RollupChange` (one
+# small INSERT, in the same transaction, so no change can be lost), and `drain()` (a Celery task
+# queued a second after the commit, and a beat entry every minute) recounts the queued subjects
+# from their current state in batches: the same fact-swap and upserts, one statement per table
+# for a whole batch, and the outbox events of the rollup rows written in the drain's transaction
+# with the rollup change they carry. Submissions then never lock the shared rollup rows (one
+# cell per day and campaign takes every submission), and the figures trail the invoices by
+# about the drain delay. Recounting is idempotent (a fact already counted in its current state
+# changes nothing), so a subject queued twice, or drained by a later batch, counts once.
+
+DRAIN_LOCK = 0x526F6C6C  # PostgreSQL advisory lock: one drain at a time
+_last_kick = [0.0]  # per process: when a drain was last asked for
+
+
+def queued() -> bool:
+    """Whether changes are queued for `drain()` (else applied in their own transaction)."""
+    return getattr(settings, "REPORTING_ROLLUPS_QUEUED", False) and not getattr(
+        _local, "inline", False
+    )
+
+
+@contextmanager
+def inline():
+    """Apply rollups in this thread's own transactions whatever the setting (the SQLite
+    rebuild, which must count as it goes)."""
+    previous = getattr(_local, "inline", False)
+    _local.inline = True
+    try:
+        yield
+    finally:
+        _local.inline = previous
+
+
+def enqueue(*, invoice_ids=(), award_ids=()) -> None:
+    """Queue these subjects for a recount (one INSERT, in the caller's transaction) and ask for
+    a drain after the commit."""
+    rows = [(RollupChange.KIND_INVOICE, pk) for pk in invoice_ids]
+    rows += [(RollupChange.KIND_AWARD, pk) for pk in award_ids]
+    if not rows:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {RollupChange._meta.db_table} (kind, subject_id) "  # noqa: S608 - names only
+            f"VALUES {', '.join(['(%s, %s)'] * len(rows))}",
+            [value for row in rows for value in row],
+        )
+    transaction.on_commit(_kick_drain)
+
+
+def _kick_drain() -> None:
+    """Queue a drain `REPORTING_ROLLUPS_DRAIN_DELAY` seconds from now, at most one per delay
+    (per process without asking Redis; across processes by `cache.add`). The beat entry
+    drains anyway if this cannot be queued."""
+    delay = getattr(settings, "REPORTING_ROLLUPS_DRAIN_DELAY", 1)
+    now = time.monotonic()
+    if now - _last_kick[0] < delay:
+        return
+    _last_kick[0] = now
+    from .tasks import rollups_drain_task
+
+    try:
+        if cache.add(DRAIN_CACHE_KEY, 1, timeout=max(1, delay)):
+            rollups_drain_task.apply_async(countdown=delay)
+    except Exception:
+        logger.exception("rollups: could not queue a drain; the beat entry will")
+
+
+def drain(*, batch_size: int = 2000, budget_seconds: float = 50.0) -> int:
+    """Recount the queued subjects, a batch per transaction, until the queue is empty or the
+    budget is spent; returns how many queued changes were consumed. One drain runs at a time
+    (an advisory lock on PostgreSQL; SQLite has one writer anyway): another returns 0 at once
+    and asks for a drain a delay later, so what the running one misses is not left for the
+    minute beat. A batch that fails rolls back whole, its changes still queued."""
+    # From now on a commit in any process asks for a new drain (`_kick_drain`): what commits
+    # after this drain's last batch is not left waiting.
+    cache.delete(DRAIN_CACHE_KEY)
+    started = time.monotonic()
+    consumed = 0
+    while True:
+        taken = _drain_batch(batch_size)
+        if taken is None:  # another drain is running
+            _drain_later()
+            return consumed
+        consumed += taken
+        if taken < batch_size or time.monotonic() - started > budget_seconds:
+            return consumed
+
+
+def _drain_later() -> None:
+    from .tasks import rollups_drain_task
+
+    try:
+        rollups_drain_task.apply_async(
+            countdown=getattr(settings, "REPORTING_ROLLUPS_DRAIN_DELAY", 1)
+        )
+    except Exception:
+        logger.exception("rollups: could not queue a drain; the beat entry will")
+
+
+def _drain_batch(limit: int) -> int | None:
+    """One batch in one transaction: how many queued changes it consumed, None when another
+    drain holds the lock."""
+    from apps.invoices.models import Invoice
+    from apps.prizes.models import Award
+
+    table = RollupChange._meta.db_table
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [DRAIN_LOCK])
+                if not cursor.fetchone()[0]:
+                    return None
+            cursor.execute(
+                f"DELETE FROM {table} WHERE id IN "  # noqa: S608 - names only
+                f"(SELECT id FROM {table} ORDER BY id LIMIT %s) RETURNING kind, subject_id",
+                [limit],
+            )
+            rows = cursor.fetchall()
+        if not rows:
+            return 0
+        invoice_ids = sorted({pk for kind, pk in rows if kind == RollupChange.KIND_INVOICE})
+        award_ids = sorted({pk for kind, pk in rows if kind == RollupChange.KIND_AWARD})
+        invoices = {
+            invoice.pk: (_invoice_snapshot(invoice), _known_merchant_dims(invoice))
+            for invoice in Invoice.objects.filter(pk__in=invoice_ids)
+            .select_related("campaign", "merchant")
+            .only(*INVOICE_SNAPSHOT_FIELDS)
+        }
+        awards = {
+            award.pk: (_award_snapshot(award),)
+            for award in Award.objects.filter(pk__in=award_ids).only(*AWARD_SNAPSHOT_FIELDS)
+        }
+        if invoices or awards:
+            _apply_snapshots(invoices, awards)
+    return len(rows)
+
+
+INVOICE_SNAPSHOT_FIELDS = (
+    "submitted_at",
+    "campaign_id",
+    "merchant_id",
+    "consumer_id",
+    "status",
+    "rejection_code",
+    "amount",
+    "total",
+    "campaign__code",
+    "merchant__area_code",
+    "merchant__industry_code",
+)
+AWARD_SNAPSHOT_FIELDS = (
+    "invoice_id",
+    "created_at",
+    "campaign_id",
+    "source",
+    "kind",
+    "name",
+    "status",
+    "amount",
+    "net_amount",
+    "tax_withheld",
+)

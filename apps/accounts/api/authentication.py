@@ -46,6 +46,7 @@ from apps.accounts.sessions import (
 from apps.audit import context as audit_context
 from apps.audit.models import AuditCategory
 from apps.audit.services import audit_record
+from apps.common.queries import row_with_one
 
 SESSION_TOKEN_HEADER = "X-Session-Token"  # noqa: S105  (a header name, not a secret)
 # An app session's activity is written to the store at most this often (one UPDATE, instead of
@@ -115,11 +116,9 @@ def session_user(session):
         return None
     backend = load_backend(backend_path)
     if type(backend).get_user is ModelBackend.get_user:
-        # `ModelBackend.get_user`, with the join.
-        model = get_user_model()
-        try:
-            user = model._default_manager.select_related("consumer").get(pk=user_id)
-        except model.DoesNotExist:
+        # `ModelBackend.get_user`, with the join (one plain statement: `row_with_one`).
+        user = row_with_one(get_user_model(), user_id, "consumer")
+        if user is None:
             return None
         if not backend.user_can_authenticate(user):
             return None
