@@ -406,8 +406,8 @@ def start_server(args, url: str) -> subprocess.Popen:
         str(Path(args.workdir) / "gunicorn.log"),
         "lotteryinvoice.wsgi:application",
     ]
-    if args.threads > 1:
-        command[1:1] = ["--worker-class", "gthread"]
+    # gthread even with one thread: it keeps connections alive (the sync worker closes each).
+    command[1:1] = ["--worker-class", "gthread"]
     server = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

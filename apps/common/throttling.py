@@ -20,22 +20,30 @@ from django.conf import settings
 from django.core.cache import cache, caches
 from rest_framework.throttling import SimpleRateThrottle
 
-# KEYS[1] the key; ARGV: now (seconds), window (seconds), limit, a unique member.
-# Returns {1, count} when allowed (and recorded), {0, oldest time in the window} when refused.
+# KEYS: the throttles' keys; ARGV: now (seconds), a unique member, then window (seconds) and
+# limit of each key in turn. Each key is decided on its own, as DRF checks throttles one after
+# another: {1, count} when allowed (and recorded), {0, oldest time in the window} when refused,
+# one pair per key.
 _SLIDING_LOG = """
-local key = KEYS[1]
 local now = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local limit = tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-local count = redis.call('ZCARD', key)
-if count >= limit then
-  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  return {0, oldest[2] or ARGV[1]}
+local out = {}
+for i, key in ipairs(KEYS) do
+  local window = tonumber(ARGV[1 + 2 * i])
+  local limit = tonumber(ARGV[2 + 2 * i])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local count = redis.call('ZCARD', key)
+  if count >= limit then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    out[#out + 1] = 0
+    out[#out + 1] = oldest[2] or ARGV[1]
+  else
+    redis.call('ZADD', key, now, ARGV[2])
+    redis.call('PEXPIRE', key, math.ceil(window * 1000))
+    out[#out + 1] = 1
+    out[#out + 1] = tostring(count + 1)
+  end
 end
-redis.call('ZADD', key, now, ARGV[4])
-redis.call('PEXPIRE', key, math.ceil(window * 1000))
-return {1, tostring(count + 1)}
+return out
 """
 
 
@@ -56,20 +64,13 @@ class SlidingWindowThrottle(SimpleRateThrottle):
         script = _redis_script()
         if script is None:
             return super().allow_request(request, view)
+        return allow_together([self], request, view, script)[0]
+
+    def window_key(self, request, view) -> str | None:
+        """This request's key, or None when the throttle does not apply to it."""
         if self.rate is None:
-            return True
-        self.key = self.get_cache_key(request, view)
-        if self.key is None:
-            return True
-        self.now = self.timer()
-        allowed, value = script(
-            keys=[cache.make_key(f"sw:{self.key}")],
-            args=[repr(self.now), self.duration, self.num_requests, uuid.uuid4().hex],
-        )
-        if int(allowed):
-            return True
-        self._oldest = float(value)
-        return self.throttle_failure()
+            return None
+        return self.get_cache_key(request, view)
 
     def wait(self):
         oldest = getattr(self, "_oldest", None)
@@ -77,6 +78,58 @@ class SlidingWindowThrottle(SimpleRateThrottle):
             return super().wait()
         # As DRF: the time until the oldest request leaves the window (with one slot free).
         return max(0.0, self.duration - (self.now - oldest))
+
+
+def allow_together(throttles, request, view, script) -> list[bool]:
+    """`allow_request` of several sliding-window throttles in ONE Redis round trip (each key
+    decided on its own, exactly as separate calls would)."""
+    now = throttles[0].timer()
+    results = [True] * len(throttles)
+    keys, args, asked = [], [repr(now), uuid.uuid4().hex], []
+    for index, throttle in enumerate(throttles):
+        throttle.key = throttle.window_key(request, view)
+        if throttle.key is None:
+            continue
+        throttle.now = now
+        keys.append(cache.make_key(f"sw:{throttle.key}"))
+        args += [throttle.duration, throttle.num_requests]
+        asked.append(index)
+    if not keys:
+        return results
+    answer = script(keys=keys, args=args)
+    for position, index in enumerate(asked):
+        allowed, value = answer[2 * position], answer[2 * position + 1]
+        if not int(allowed):
+            throttles[index]._oldest = float(value)
+            results[index] = throttles[index].throttle_failure()
+    return results
+
+
+class OneRoundTripThrottlesMixin:
+    """A DRF view whose sliding-window throttles are checked in one Redis round trip (the
+    submission endpoint has three: per address, per consumer, per consumer's submissions).
+    The answer is DRF's `check_throttles`: 429 with the longest wait if any refuses."""
+
+    def check_throttles(self, request):
+        throttles = self.get_throttles()
+        script = _redis_script()
+        windows = [t for t in throttles if isinstance(t, SlidingWindowThrottle)]
+        if script is None or len(windows) < 2:
+            return super().check_throttles(request)
+        durations = []
+        for throttle, allowed in zip(
+            windows, allow_together(windows, request, self, script), strict=True
+        ):
+            if not allowed:
+                durations.append(throttle.wait())
+        for throttle in throttles:
+            if not isinstance(throttle, SlidingWindowThrottle) and not throttle.allow_request(
+                request, self
+            ):
+                durations.append(throttle.wait())
+        if durations:
+            durations = [d for d in durations if d is not None]
+            self.throttled(request, max(durations, default=None))
 
 
 DEFAULT_RATES = {
@@ -125,6 +178,9 @@ class InvoiceSubmitThrottle(ConsumerRateThrottle):
         if request.method != "POST":
             return True
         return super().allow_request(request, view)
+
+    def window_key(self, request, view) -> str | None:
+        return super().window_key(request, view) if request.method == "POST" else None
 
 
 class IdentityVerifyThrottle(ConsumerRateThrottle):

@@ -28,7 +28,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import Count, F, Max, Q
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from apps.accounts.choices import ConsumerStatus
@@ -1288,15 +1288,22 @@ def _instant_take(candidate: _Candidate, day) -> bool:
     so concurrent winners can never take more than there is. False when either finds nothing
     left: the caller's savepoint (the win's, `instant_draw_for_entry`) then undoes the other,
     so it is both or neither."""
-    taken = InstantTier.objects.filter(pk=candidate.tier.pk, remaining__gt=0).update(
-        remaining=F("remaining") - 1
-    )
-    if not taken:
-        return False
-    counted = InstantDailyQuota.objects.filter(
-        tier_id=candidate.tier.pk, day=day, awarded__lt=F("quota")
-    ).update(awarded=F("awarded") + 1)
-    return bool(counted)
+    connection = connections[router.db_for_write(InstantTier)]
+    q = connection.ops.quote_name
+    with connection.cursor() as cursor:  # plain statements: they run on every win
+        cursor.execute(
+            f"UPDATE {q(InstantTier._meta.db_table)} SET remaining = remaining - 1 "  # noqa: S608 - names only
+            "WHERE id = %s AND remaining > 0",
+            [candidate.tier.pk],
+        )
+        if not cursor.rowcount:
+            return False
+        cursor.execute(
+            f"UPDATE {q(InstantDailyQuota._meta.db_table)} SET awarded = awarded + 1 "  # noqa: S608 - names only
+            "WHERE tier_id = %s AND day = %s AND awarded < quota",
+            [candidate.tier.pk, connection.ops.adapt_datefield_value(day)],
+        )
+        return bool(cursor.rowcount)
 
 
 def instant_prize_payload(award: InstantAward) -> dict:
@@ -1380,7 +1387,13 @@ def instant_draw_for_entry(*, invoice, consumer_locked: bool = False) -> dict | 
         except PrizeError as exc:
             logger.warning("instant prize of pool %s not awarded: %s", pool.pk, exc.code)
             return None
-        InstantDrawResult.objects.filter(pk=result_id).update(won=True)
+        connection = connections[router.db_for_write(InstantDrawResult)]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {connection.ops.quote_name(InstantDrawResult._meta.db_table)} "  # noqa: S608 - names only
+                "SET won = %s WHERE id = %s",
+                [True, result_id],
+            )
     return instant_prize_payload(award)
 
 

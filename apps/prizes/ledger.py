@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Sum
 
 from apps.common.models import ZERO
 from apps.common.queries import insert_objects
@@ -101,8 +101,15 @@ def ledger_move(
             )
             insert_objects([entry])
             # Lock order by id keeps two movements between the same accounts deadlock-free.
-            for acc_id, delta in sorted(((source_id, -amount), (target_id, amount))):
-                LedgerAccount.objects.filter(pk=acc_id).update(balance=F("balance") + delta)
+            # Plain statements: this runs on every instant win.
+            table = connection.ops.quote_name(LedgerAccount._meta.db_table)
+            balance = LedgerAccount._meta.get_field("balance")
+            with connection.cursor() as cursor:
+                for acc_id, delta in sorted(((source_id, -amount), (target_id, amount))):
+                    cursor.execute(
+                        f"UPDATE {table} SET balance = balance + %s WHERE id = %s",  # noqa: S608 - names only
+                        [balance.get_db_prep_save(delta, connection), acc_id],
+                    )
     except IntegrityError as exc:
         if savepoint and LedgerEntry.objects.filter(key=key).exists():
             return None

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 from django.core.cache import cache
+from rest_framework.exceptions import Throttled
 from rest_framework.throttling import SimpleRateThrottle
 
 from apps.common import throttling
@@ -113,3 +114,69 @@ def test_project_throttles_use_the_sliding_window():
 
     for cls in (ConsumerRateThrottle, MerchantLookupThrottle, PartnerKeyThrottle):
         assert issubclass(cls, SlidingWindowThrottle)
+
+
+def _scoped(scope: str, rate: str, clock: _Clock) -> ConsumerRateThrottle:
+    throttle = _throttle(rate, clock)
+    throttle.scope = scope
+    return throttle
+
+
+def test_several_throttles_in_one_round_trip_decide_as_separate_calls(redis_cache, monkeypatch):
+    """`allow_together` = DRF checking each throttle in turn: each key decided on its own, a
+    refused key not recorded, the others recorded — in one script call."""
+    clock = _Clock()
+    request = _Request(21)
+    script = throttling._redis_script()
+    calls = []
+
+    def counting(keys, args):
+        calls.append(keys)
+        return script(keys=keys, args=args)
+
+    answers = []
+    for _ in range(3):
+        tight, loose = _scoped("tight", "2/min", clock), _scoped("loose", "10/min", clock)
+        answers.append(throttling.allow_together([tight, loose], request, None, counting))
+        clock.now += 5
+    assert answers == [[True, True], [True, True], [False, True]]
+    assert [len(keys) for keys in calls] == [2, 2, 2]  # one round trip per request
+    assert tight.wait() == pytest.approx(50.0)  # refused at t0 + 10; oldest leaves at t0 + 60
+    assert redis_cache.zcard(cache.make_key("sw:throttle_tight_21")) == 2
+    assert redis_cache.zcard(cache.make_key("sw:throttle_loose_21")) == 3
+
+
+def test_the_submission_view_checks_its_three_throttles_in_one_call(redis_cache, monkeypatch):
+    from apps.invoices.api.views import InvoiceViewSet
+
+    clock = _Clock()
+    monkeypatch.setattr(SimpleRateThrottle, "timer", staticmethod(clock))
+    request = _Request(22)
+    request.method, request.headers = "POST", {}
+    view = InvoiceViewSet()
+    view.request, view.format_kwarg, view.kwargs = request, None, {}
+    real = throttling._redis_script
+    calls = []
+
+    def script_spy():
+        script = real()
+
+        def call(keys, args):
+            calls.append(len(keys))
+            return script(keys=keys, args=args)
+
+        return call
+
+    monkeypatch.setattr(throttling, "_redis_script", script_spy)
+    monkeypatch.setattr(
+        throttling, "DEFAULT_RATES", {**throttling.DEFAULT_RATES, "invoice_submit": "1/min"}
+    )
+    monkeypatch.setattr("django.conf.settings.API_THROTTLE_RATES", {}, raising=False)
+    view.check_throttles(request)  # the first submission passes
+    with pytest.raises(Throttled) as refused:  # the second: 429 from the submission throttle
+        view.check_throttles(request)
+    assert refused.value.status_code == 429 and refused.value.wait == 60
+    assert calls == [3, 3]  # address, consumer, submissions: one call per request
+    request.method = "GET"  # the submission throttle does not apply to reads
+    view.check_throttles(request)
+    assert calls == [3, 3, 2]

@@ -11,7 +11,12 @@ from rest_framework.response import Response
 
 from apps.common.api import ErrorSerializer
 from apps.common.idempotency import idempotent
-from apps.common.throttling import ConsumerRateThrottle, InvoiceSubmitThrottle, IPRateThrottle
+from apps.common.throttling import (
+    ConsumerRateThrottle,
+    InvoiceSubmitThrottle,
+    IPRateThrottle,
+    OneRoundTripThrottlesMixin,
+)
 from apps.invoices.choices import InvoiceStatus, SourceChannel
 from apps.invoices.exceptions import REJECTIONS
 from apps.invoices.models import Invoice
@@ -69,7 +74,12 @@ ERRORS = {
 }
 
 
-class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class InvoiceViewSet(
+    OneRoundTripThrottlesMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
     """My invoices. Every queryset is scoped to the signed-in consumer."""
 
     lookup_field = "uid"
