@@ -120,6 +120,15 @@ def _run(op, w, accounts) -> None:
             prizes.award_cancel(award=award, reason="property test", actor=w.team.officer)
 
 
+def property_world(prize_world):
+    """Three payees with payout accounts in the prize world: (world, accounts by consumer)."""
+    identity = prize_world.identity
+    consumers = [payee(identity, real_name=name) for name in ("张三", "李四", "王五")]
+    w = world(consumers, prize_world.campaign)
+    w.team = prize_world.team
+    return w, {c.pk: payout_account(identity, c) for c in consumers}
+
+
 @settings(
     max_examples=12,
     deadline=None,
@@ -128,11 +137,7 @@ def _run(op, w, accounts) -> None:
 @given(ops=st.lists(OPS, min_size=1, max_size=14))
 def test_rollups_equal_a_from_scratch_recomputation(prize_world, ops):
     with transaction.atomic():
-        identity = prize_world.identity
-        consumers = [payee(identity, real_name=name) for name in ("张三", "李四", "王五")]
-        w = world(consumers, prize_world.campaign)
-        w.team = prize_world.team
-        accounts = {c.pk: payout_account(identity, c) for c in consumers}
+        w, accounts = property_world(prize_world)
         for op in ops:
             _run(op, w, accounts)
         assert rebuild.differences() == {}

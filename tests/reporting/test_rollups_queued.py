@@ -56,10 +56,10 @@ from tests.invoices.test_submission_querycount import (  # noqa: F401  (fixtures
     sure_win,
     warm_up,
 )
-from tests.prizes.helpers import instant_win, payee, payout_account, prize_campaign
+from tests.prizes.helpers import instant_win, prize_campaign
 from tests.reporting.helpers import submit as service_submit
 from tests.reporting.helpers import world
-from tests.reporting.test_rollup_property import OPS, _run
+from tests.reporting.test_rollup_property import OPS, _run, property_world
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -252,11 +252,7 @@ def test_a_queued_instant_win_makes_a_pinned_number_of_queries(
 @given(ops=st.lists(OPS, min_size=1, max_size=14))
 def test_queued_rollups_drained_equal_a_from_scratch_recomputation(prize_world, queued, kicks, ops):
     with transaction.atomic():
-        identity = prize_world.identity
-        consumers = [payee(identity, real_name=name) for name in ("张三", "李四", "王五")]
-        w = world(consumers, prize_world.campaign)
-        w.team = prize_world.team
-        accounts = {c.pk: payout_account(identity, c) for c in consumers}
+        w, accounts = property_world(prize_world)
         for op in ops:
             _run(op, w, accounts)
         # Nothing counted yet; every invoice and award is queued.
