@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 
 from apps.reporting import rebuild, rollups
 
@@ -22,6 +23,9 @@ class Command(BaseCommand):
     def handle(self, *args, check: bool = False, **options):
         started = time.monotonic()
         if check:
+            if connection.vendor != "postgresql":
+                # The recomputation (`rebuild.expected`) is PostgreSQL SQL (time zones, FILTER).
+                raise CommandError("--check needs PostgreSQL (DATABASE_URL)")
             rollups.drain()  # changes still queued are not counted yet (queued mode)
             diff = rebuild.differences()
             for table, rows in diff.items():
