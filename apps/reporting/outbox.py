@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from apps.common.http import check_base_url
 from apps.common.queries import insert_objects
+from apps.common.queueing import queue_soon
 
 from .models import DeliveryAttempt, OutboxEvent, OutboxStatus
 
@@ -178,12 +179,12 @@ def _schedule_delivery() -> None:
     def enqueue():
         from .tasks import outbox_deliver_task
 
-        delay = _setting("REPORTING_PUSH_DEBOUNCE_SECONDS", 3)
-        try:
-            if cache.add(SCHEDULE_CACHE_KEY, 1, timeout=max(1, delay)):
-                outbox_deliver_task.apply_async(countdown=delay)
-        except Exception:
-            logger.exception("outbox: could not queue a delivery run; the beat entry will")
+        queue_soon(
+            outbox_deliver_task,
+            countdown=_setting("REPORTING_PUSH_DEBOUNCE_SECONDS", 3),
+            once_key=SCHEDULE_CACHE_KEY,
+            what="an outbox delivery run",
+        )
 
     transaction.on_commit(enqueue)
 

@@ -27,7 +27,6 @@ checks).
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 from collections import defaultdict
@@ -40,6 +39,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
+
+from apps.common.queueing import queue_soon
 
 from . import outbox
 from .models import (
@@ -55,7 +56,6 @@ from .models import (
     RollupChange,
 )
 
-logger = logging.getLogger(__name__)
 DRAIN_CACHE_KEY = "reporting:rollups:drain-queued"
 
 ZERO = Decimal("0.00")
@@ -925,11 +925,7 @@ def _kick_drain() -> None:
     _last_kick[0] = now
     from .tasks import rollups_drain_task
 
-    try:
-        if cache.add(DRAIN_CACHE_KEY, 1, timeout=max(1, delay)):
-            rollups_drain_task.apply_async(countdown=delay)
-    except Exception:
-        logger.exception("rollups: could not queue a drain; the beat entry will")
+    queue_soon(rollups_drain_task, countdown=delay, once_key=DRAIN_CACHE_KEY, what="a rollup drain")
 
 
 def drain(*, batch_size: int = 2000, budget_seconds: float = 50.0) -> int:
@@ -945,23 +941,18 @@ def drain(*, batch_size: int = 2000, budget_seconds: float = 50.0) -> int:
     consumed = 0
     while True:
         taken = _drain_batch(batch_size)
-        if taken is None:  # another drain is running
-            _drain_later()
+        if taken is None:  # another drain is running: ask again a delay later
+            from .tasks import rollups_drain_task
+
+            queue_soon(
+                rollups_drain_task,
+                countdown=getattr(settings, "REPORTING_ROLLUPS_DRAIN_DELAY", 1),
+                what="a rollup drain",
+            )
             return consumed
         consumed += taken
         if taken < batch_size or time.monotonic() - started > budget_seconds:
             return consumed
-
-
-def _drain_later() -> None:
-    from .tasks import rollups_drain_task
-
-    try:
-        rollups_drain_task.apply_async(
-            countdown=getattr(settings, "REPORTING_ROLLUPS_DRAIN_DELAY", 1)
-        )
-    except Exception:
-        logger.exception("rollups: could not queue a drain; the beat entry will")
 
 
 def _drain_batch(limit: int) -> int | None:
