@@ -64,6 +64,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -499,7 +500,62 @@ def stop_server(server: subprocess.Popen) -> None:
         os.killpg(server.pid, signal.SIGKILL)
 
 
-def run_wrk(args, name: str, path: Path) -> dict:
+class CpuMeter:
+    """CPU seconds spent by each part of the deployment, read from /proc: the gunicorn
+    processes and the Celery worker (by process group), PostgreSQL and Redis (by program
+    name), and the whole machine (/proc/stat). Where a request's CPU goes under load, and
+    how much of the two cores the run kept busy."""
+
+    def __init__(self, server: subprocess.Popen, worker: subprocess.Popen):
+        self.groups = {server.pid: "gunicorn", worker.pid: "celery"}
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def snapshot(self) -> dict[str, float]:
+        totals: dict[str, float] = defaultdict(float)
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                text = (entry / "stat").read_text()
+            except OSError:
+                continue
+            name = text[text.index("(") + 1 : text.rindex(")")]
+            fields = text[text.rindex(")") + 2 :].split()
+            seconds = (int(fields[11]) + int(fields[12])) / self.tick
+            group = self.groups.get(int(fields[2]))
+            if group is None:
+                group = {"postgres": "postgres", "redis-server": "redis"}.get(name)
+            if group is not None:
+                totals[group] += seconds
+        cpu = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        ticks = [int(x) for x in cpu]
+        totals["machine busy"] = (sum(ticks[:8]) - ticks[3] - ticks[4] - ticks[7]) / self.tick
+        totals["steal"] = ticks[7] / self.tick  # taken by the hypervisor (a virtual machine)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        totals["load generator"] = children.ru_utime + children.ru_stime
+        totals["harness"] = own.ru_utime + own.ru_stime
+        return totals
+
+    @staticmethod
+    def report(before: dict, after: dict, requests: int, seconds: float) -> str:
+        parts = []
+        for group in ("gunicorn", "postgres", "celery", "redis", "load generator", "harness"):
+            used = after.get(group, 0.0) - before.get(group, 0.0)
+            if group == "harness" and used < 0.05 * seconds:
+                continue
+            parts.append(f"{group} {used * 1000 / max(requests, 1):.2f}")
+        busy = after["machine busy"] - before["machine busy"]
+        steal = after["steal"] - before["steal"]
+        return (
+            f"            CPU ms per request: {', '.join(parts)}; "
+            f"machine {busy * 1000 / max(requests, 1):.2f} "
+            f"({busy / max(seconds, 1e-9):.2f} of {os.cpu_count()} cores busy, "
+            f"{steal / max(seconds, 1e-9):.2f} stolen)"
+        )
+
+
+def run_wrk(args, name: str, path: Path, meter: CpuMeter | None = None) -> dict:
     command = [
         "wrk",
         f"-t{args.wrk_threads}",
@@ -514,11 +570,15 @@ def run_wrk(args, name: str, path: Path) -> dict:
         str(path),
         str(args.wrk_threads),
     ]
+    before = meter.snapshot() if meter else None
     done = subprocess.run(command, capture_output=True, text=True, check=True)
+    after = meter.snapshot() if meter else None
     line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
     result = json.loads(line.removeprefix("RESULT "))
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
     print_result(name, result)
+    if meter:
+        print(meter.report(before, after, result["requests"], result["duration_us"] / 1e6))
     return result
 
 
@@ -754,7 +814,7 @@ async def paced_drive(
     }
 
 
-def run_paced(args, run: dict, insert_rps: float) -> dict:
+def run_paced(args, run: dict, insert_rps: float, meter: CpuMeter | None = None) -> dict:
     if args.paced_rate:
         rate, basis = args.paced_rate, "--paced-rate"
     else:
@@ -773,14 +833,19 @@ def run_paced(args, run: dict, insert_rps: float) -> dict:
     gc.freeze()
     gc.disable()
     cpu = resource.getrusage(resource.RUSAGE_SELF)
+    before = meter.snapshot() if meter else None
     try:
         result = asyncio.run(paced_drive(args.port, requests, rate, args.connections))
     finally:
         gc.enable()
         gc.unfreeze()
+    after_cpu = meter.snapshot() if meter else None
     after = resource.getrusage(resource.RUSAGE_SELF)
     result["driver_cpu_s"] = (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime)
     print_paced(result)
+    if meter:
+        answered = result["s2"] + result["s4"] + result["s429"] + result["s5"]
+        print(meter.report(before, after_cpu, answered, result["last_answer_s"]))
     return result
 
 
@@ -983,6 +1048,7 @@ def main() -> None:
     )
     server = start_server(args, url)
     worker = start_worker(args, url)
+    meter = CpuMeter(server, worker)
     try:
         rounds: dict[str, list[dict]] = {"constant": [], "insert": [], "submit": []}
         for r in range(args.rounds):
@@ -990,14 +1056,14 @@ def main() -> None:
                 print(f"  round {r + 1}/{args.rounds}")
             for name in rounds:
                 path = round_file(run["files"][name], r, args.rounds)
-                rounds[name].append(run_wrk(args, name, path))
+                rounds[name].append(run_wrk(args, name, path, meter))
         results = {name: combine(runs) for name, runs in rounds.items()}
         if args.rounds > 1:
             for name, result in results.items():
                 print_result(f"{name} (all)", result)
         paced = None
         if args.paced_duration > 0:
-            paced = run_paced(args, run, results["insert"]["rps"])
+            paced = run_paced(args, run, results["insert"]["rps"], meter)
     finally:
         stop_server(server)
     try:

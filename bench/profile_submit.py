@@ -129,6 +129,20 @@ def main() -> None:
         finally:
             executed.append((sql, time.perf_counter() - start))
 
+    # Redis round trips (a pipeline or script call is one), listed with the statements.
+    import redis.connection
+
+    send_packed = redis.connection.AbstractConnection.send_packed_command
+    redis_sent: list[str] = []
+
+    def send_packed_command(self, command, check_health=True):
+        first = command if isinstance(command, bytes | str) else b"".join(command[:1])
+        words = bytes(first if isinstance(first, bytes) else first.encode()).split(b"\r\n")
+        redis_sent.append("REDIS " + " ".join(w.decode(errors="replace") for w in words[2:6:2]))
+        return send_packed(self, command, check_health)
+
+    redis.connection.AbstractConnection.send_packed_command = send_packed_command
+
     outcome_of = Counter()
     py, db, wall, queries = (defaultdict(float) for _ in range(4))
     # outcome -> statement (first 60 characters) -> [count, seconds] (wall)
@@ -137,6 +151,7 @@ def main() -> None:
     profiler = cProfile.Profile(time.process_time) if args.profile else None
     for token, key, body in timed:
         executed.clear()
+        redis_sent.clear()
         db0, py0, wall0 = backend_cpu_seconds(backend), time.process_time(), time.perf_counter()
         if profiler:
             profiler.enable()
@@ -149,9 +164,11 @@ def main() -> None:
         if b'"status":"accepted"' in content:
             outcome += " accepted" + (" instant win" if b'"instant_prize":{' in content else "")
         if args.show_queries and not outcome_of[outcome]:
-            print(f"--- {outcome}: {len(executed)} queries")
+            print(f"--- {outcome}: {len(executed)} queries, {len(redis_sent)} Redis round trips")
             for sql, _seconds in executed:
                 print(f"  {sql if args.show_queries == 'full' else sql[:300]}")
+            for command in redis_sent:
+                print(f"  {command}")
         outcome_of[outcome] += 1
         py[outcome] += py1 - py0
         wall[outcome] += wall1 - wall0
