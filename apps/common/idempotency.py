@@ -5,6 +5,11 @@
 - A retry while the first is still running gets 409 `idempotency.in_progress`.
 - The same key with a different body gets 422 `idempotency.key_reused`.
 Keys are kept for `IDEMPOTENCY_KEY_TTL_HOURS` and then purged.
+
+A view whose reply is settled inside its own transaction (the invoice submission) stores it
+there with `store_reply_in_transaction`: the reply then commits with the work it describes, in
+the same round trip as the transaction's other batched writes, instead of in a transaction of
+its own afterwards (and a crash between the two can no longer leave the key "in progress").
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import functools
 import hashlib
 import json
 import re
+import threading
 
 from django.conf import settings
 from django.db import connection
@@ -23,8 +29,10 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from .exceptions import DomainError
 from .models import IdempotencyRecord
+from .queries import write_later
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
+_local = threading.local()  # the claimed record of the request this thread is answering
 
 
 class IdempotencyError(DomainError):
@@ -69,25 +77,45 @@ def _claim(user, key: str, fingerprint: str) -> IdempotencyRecord | None:
     return record
 
 
-def _complete(record: IdempotencyRecord, response) -> None:
-    """Store the reply: one plain UPDATE (this runs on every submission; `save()` spent more
-    time compiling it than the database running it)."""
+def _reply_update(record: IdempotencyRecord, status: int, data) -> tuple[str, list]:
+    """The plain UPDATE that stores a reply (this runs on every submission; `save()` spent
+    more time compiling it than the database running it)."""
     record.state = IdempotencyRecord.State.COMPLETED
-    record.response_status = response.status_code
-    record.response_body = json.loads(json.dumps(response.data, cls=JSONEncoder))
+    record.response_status = status
+    record.response_body = json.loads(json.dumps(data, cls=JSONEncoder))
     q = connection.ops.quote_name
     body = IdempotencyRecord._meta.get_field("response_body")
+    return (
+        f"UPDATE {q(IdempotencyRecord._meta.db_table)} "  # noqa: S608 - names only
+        "SET state = %s, response_status = %s, response_body = %s WHERE id = %s",
+        [
+            record.state,
+            record.response_status,
+            body.get_db_prep_save(record.response_body, connection),
+            record.pk,
+        ],
+    )
+
+
+def _complete(record: IdempotencyRecord, response) -> None:
+    """Store the reply, now."""
+    sql, params = _reply_update(record, response.status_code, response.data)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {q(IdempotencyRecord._meta.db_table)} "  # noqa: S608 - names only
-            "SET state = %s, response_status = %s, response_body = %s WHERE id = %s",
-            [
-                record.state,
-                record.response_status,
-                body.get_db_prep_save(record.response_body, connection),
-                record.pk,
-            ],
-        )
+        cursor.execute(sql, params)
+
+
+def store_reply_in_transaction(status: int, data) -> None:
+    """Store the reply of the idempotent request this thread is answering inside the
+    transaction now open (with its batched writes, `apps.common.queries.batched_writes`).
+    Call it with the very `data` object the view then returns with `status`: the decorator
+    stores no second copy of that reply. A reply that turns out different (an error raised
+    later, so this transaction rolls back) is stored by the decorator as usual. Outside an
+    idempotent request or a transaction, nothing happens."""
+    record = getattr(_local, "record", None)
+    if record is None or not connection.in_atomic_block:
+        return
+    write_later(*_reply_update(record, status, data))
+    record._stored_reply = (status, data)
 
 
 def idempotent(*, required: bool = True):
@@ -128,6 +156,7 @@ def idempotent(*, required: bool = True):
                 response = Response(existing.response_body, status=existing.response_status)
                 response["Idempotent-Replayed"] = "true"
                 return response
+            _local.record = record
             try:
                 response = view_method(self, request, *args, **kwargs)
             except Exception as exc:
@@ -136,7 +165,15 @@ def idempotent(*, required: bool = True):
                     record.delete()  # let the client retry a server fault with the same key
                     raise
                 response = handled
-            _complete(record, response)
+            finally:
+                _local.record = None
+            stored = getattr(record, "_stored_reply", None)
+            if (
+                stored is None
+                or stored[0] != response.status_code
+                or stored[1] is not response.data
+            ):
+                _complete(record, response)
             return response
 
         return wrapper

@@ -36,7 +36,7 @@ from apps.accounts.models import Consumer
 from apps.audit.models import AuditCategory, AuditOutcome
 from apps.audit.services import audit_record
 from apps.common.exceptions import InvalidTransition
-from apps.common.queries import insert_objects
+from apps.common.queries import insert_objects, write_later
 from apps.common.states import check_transition
 from apps.invoices.caching import PREFIX as CONFIG_PREFIX
 from apps.invoices.caching import generation_bump, read_through
@@ -1318,7 +1318,9 @@ def instant_prize_payload(award: InstantAward) -> dict:
     }
 
 
-def instant_draw_for_entry(*, invoice, consumer_locked: bool = False) -> dict | None:
+def instant_draw_for_entry(
+    *, invoice, consumer_locked: bool = False, new_entry: bool = False
+) -> dict | None:
     """Draw once for a new entry from its campaign's active instant pools. None: no prize.
 
     Called inside the submission transaction (or after a reviewer's release). Invariants:
@@ -1331,6 +1333,11 @@ def instant_draw_for_entry(*, invoice, consumer_locked: bool = False) -> dict | 
       any concurrency; the consumer's row lock serialises their own draws, so the per-consumer
       cap holds. `consumer_locked`: the caller's transaction already holds that lock (the
       submission pipeline), so it is not taken again.
+
+    `new_entry`: the caller inserted the invoice in this same transaction (a new submission),
+    so nobody else can draw for it and it has not drawn before. Its draw record is then
+    written once, with the outcome, among the transaction's batched writes
+    (`apps.common.queries.batched_writes`), instead of being claimed first and updated on a win.
     """
     if invoice.campaign_id is None or invoice.status != InvoiceStatus.ACCEPTED:
         return None
@@ -1345,56 +1352,77 @@ def instant_draw_for_entry(*, invoice, consumer_locked: bool = False) -> dict | 
     with transaction.atomic(savepoint=not consumer_locked):
         if not consumer_locked:
             list(Consumer.objects.select_for_update().filter(pk=invoice.consumer_id).values("pk"))
-        result_id = _instant_claim(invoice, now)
-        if result_id is None:  # this entry has drawn already: its recorded outcome
-            award = InstantAward.objects.filter(invoice_id=invoice.pk).select_related("tier")
-            award = award.first()
-            return instant_prize_payload(award) if award else None
-        candidates = None
-        if all(p.max_wins_per_consumer is None for p in pools):
-            open_pools = {p.pk: p for p in pools}
-            candidates = _instant_fixed_candidates(open_pools, all_tiers, invoice)
-        if candidates is None:
-            candidates = _instant_candidates(pools, invoice, day, now)
-        candidate = _instant_pick(candidates)
-        if candidate is None:
-            return None
-        tier, pool = candidate.tier, candidate.pool
-        payable_after = None
-        if tier.kind == InstantPrizeKind.CASH and tier.face_value > pool.delay_cash_above:
-            payable_after = now + timedelta(days=pool.delay_days)
-        try:
-            # Stock, quota, the win and its reservation in the prize fund: all or nothing, so
-            # a fund that cannot cover the prize means "not this time", never an overspend.
-            with transaction.atomic():
-                if not _instant_take(candidate, day):
-                    raise _NoStock
-                award = InstantAward(
-                    invoice=invoice,
-                    consumer_id=invoice.consumer_id,
-                    pool=pool,
-                    tier=tier,
-                    kind=tier.kind,
-                    amount=tier.face_value,
-                    day=day,
-                    drawn_at=now,
-                    payable_after=payable_after,
-                )
-                insert_objects([award])
-                award_create_for_instant(instant_award=award)
-        except _NoStock:  # the savepoint undid a stock decrement whose quota was gone
-            return None
-        except PrizeError as exc:
-            logger.warning("instant prize of pool %s not awarded: %s", pool.pk, exc.code)
-            return None
-        connection = connections[router.db_for_write(InstantDrawResult)]
+        result_id = None
+        if not new_entry:
+            result_id = _instant_claim(invoice, now)
+            if result_id is None:  # this entry has drawn already: its recorded outcome
+                award = InstantAward.objects.filter(invoice_id=invoice.pk).select_related("tier")
+                award = award.first()
+                return instant_prize_payload(award) if award else None
+        award = _instant_win(pools, all_tiers, invoice, day, now)
+        _instant_record(invoice, now, result_id, won=award is not None)
+    return instant_prize_payload(award) if award is not None else None
+
+
+def _instant_win(pools, all_tiers, invoice, day, now) -> InstantAward | None:
+    """Pick a tier and take the prize (stock, quota, the award and its reservation in the
+    prize fund, all or nothing), or None."""
+    candidates = None
+    if all(p.max_wins_per_consumer is None for p in pools):
+        open_pools = {p.pk: p for p in pools}
+        candidates = _instant_fixed_candidates(open_pools, all_tiers, invoice)
+    if candidates is None:
+        candidates = _instant_candidates(pools, invoice, day, now)
+    candidate = _instant_pick(candidates)
+    if candidate is None:
+        return None
+    tier, pool = candidate.tier, candidate.pool
+    payable_after = None
+    if tier.kind == InstantPrizeKind.CASH and tier.face_value > pool.delay_cash_above:
+        payable_after = now + timedelta(days=pool.delay_days)
+    try:
+        # Stock, quota, the win and its reservation in the prize fund: all or nothing, so
+        # a fund that cannot cover the prize means "not this time", never an overspend.
+        with transaction.atomic():
+            if not _instant_take(candidate, day):
+                raise _NoStock
+            award = InstantAward(
+                invoice=invoice,
+                consumer_id=invoice.consumer_id,
+                pool=pool,
+                tier=tier,
+                kind=tier.kind,
+                amount=tier.face_value,
+                day=day,
+                drawn_at=now,
+                payable_after=payable_after,
+            )
+            insert_objects([award])
+            award_create_for_instant(instant_award=award)
+    except _NoStock:  # the savepoint undid a stock decrement whose quota was gone
+        return None
+    except PrizeError as exc:
+        logger.warning("instant prize of pool %s not awarded: %s", pool.pk, exc.code)
+        return None
+    return award
+
+
+def _instant_record(invoice, now, result_id: int | None, *, won: bool) -> None:
+    """The entry's draw record: a new entry's is written now, with its outcome (batched); a
+    claimed one (`_instant_claim`) is marked won."""
+    connection = connections[router.db_for_write(InstantDrawResult)]
+    table = connection.ops.quote_name(InstantDrawResult._meta.db_table)
+    if result_id is None:
+        write_later(
+            f"INSERT INTO {table} (invoice_id, drawn_at, won) VALUES (%s, %s, %s)",  # noqa: S608 - names only
+            [invoice.pk, connection.ops.adapt_datetimefield_value(now), won],
+        )
+    elif won:
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {connection.ops.quote_name(InstantDrawResult._meta.db_table)} "  # noqa: S608 - names only
-                "SET won = %s WHERE id = %s",
+                f"UPDATE {table} SET won = %s WHERE id = %s",  # noqa: S608 - names only
                 [True, result_id],
             )
-    return instant_prize_payload(award)
 
 
 def _instant_claim(invoice, now) -> int | None:

@@ -39,7 +39,7 @@ from apps.audit.models import AuditCategory
 from apps.audit.services import audit_record
 from apps.common.exceptions import DomainError
 from apps.common.normalize import normalize_code
-from apps.common.queries import insert_objects, model_row
+from apps.common.queries import GENERIC_PLANS, batched_writes, insert_objects, model_row
 from apps.common.states import check_transition
 from apps.draws.services import instant_draw_for_entry
 from apps.reporting.rollups import deferred as deferred_rollups
@@ -132,7 +132,8 @@ def _history(
 
 
 def _history_steps(invoice: Invoice, steps: list[tuple[str, str, str, str]], actor=None) -> None:
-    """Rows of the invoice's status history, (from, to, code, note) each, in one INSERT."""
+    """Rows of the invoice's status history, (from, to, code, note) each, in one INSERT (sent
+    with the transaction's other batched writes when there are some: `batched_writes`)."""
     actor = actor if getattr(actor, "is_authenticated", False) else None
     at = timezone.now()
     insert_objects(
@@ -147,7 +148,8 @@ def _history_steps(invoice: Invoice, steps: list[tuple[str, str, str, str]], act
                 at=at,
             )
             for from_status, to_status, code, note in steps
-        ]
+        ],
+        later=True,
     )
     invoice_changed(invoice)  # rollups + government-app outbox, in this transaction
 
@@ -179,7 +181,7 @@ def _record_rejection(
     consumer: Consumer, question: InvoiceQuestion, channel: str, code: str, *, record=None
 ) -> Invoice:
     """Keep a rejected attempt on record (not live: it never blocks anybody)."""
-    with transaction.atomic(), deferred_rollups():
+    with transaction.atomic(), batched_writes(), deferred_rollups():
         invoice = _new_invoice(consumer, question, channel)
         if record is not None:
             _fill_from_record(invoice, record, "", matched=False)
@@ -257,8 +259,10 @@ def _number_is_live(number: str) -> bool:
 def _lock_consumer(consumer_id: int) -> Consumer:
     """The consumer's row, locked for the transaction (`SELECT … FOR UPDATE`), by plain SQL
     (`model_row`): a `select_for_update().get()` spends most of its time compiling SQL that
-    never changes."""
-    consumer = model_row(Consumer, "id", consumer_id, for_update=True)
+    never changes. The first statement of the decision's transaction: the `BEGIN` and
+    `GENERIC_PLANS` (every statement of this transaction is a look-up or write by key) go in
+    the same round trip."""
+    consumer = model_row(Consumer, "id", consumer_id, for_update=True, prelude=[GENERIC_PLANS])
     if consumer is None:
         raise Consumer.DoesNotExist(consumer_id)
     return consumer
@@ -275,11 +279,17 @@ def _decide(
     record,
     channel: str,
     pending: Invoice | None = None,
+    before_commit=None,
 ) -> tuple[Invoice, str, dict, dict | None]:
     """Steps 5–9 (`_decide_locked`); a lost race for the number is recorded as a duplicate."""
     try:
         return _decide_locked(
-            consumer=consumer, question=question, record=record, channel=channel, pending=pending
+            consumer=consumer,
+            question=question,
+            record=record,
+            channel=channel,
+            pending=pending,
+            before_commit=before_commit,
         )
     except _NumberTaken:
         rejected = _record_rejection(
@@ -295,16 +305,21 @@ def _decide_locked(
     record,
     channel: str,
     pending: Invoice | None = None,
+    before_commit=None,
 ) -> tuple[Invoice, str, dict, dict | None]:
     """Steps 5–9 for a verified invoice, in one transaction under the consumer's row lock.
 
     Returns (invoice, rejection code or "", detail, instant prize). A new submission is
-    inserted with its final status; a pending one moves from `pending`.
+    inserted with its final status; a pending one moves from `pending`. `before_commit(
+    invoice, prize)` is called last inside the transaction when the invoice is entered or held
+    (the API stores its reply there: `apps.common.idempotency.store_reply_in_transaction`).
 
     The rollups (`deferred_rollups`) are written last, just before the commit: their rows are
     shared by every submission of the day, so they are locked for as short a time as possible.
+    Writes nobody reads back (the status history, the instant draw's record, the rollup queue)
+    go to the database together, in one round trip before the commit (`batched_writes`).
     """
-    with transaction.atomic(), deferred_rollups():
+    with transaction.atomic(), batched_writes(), deferred_rollups():
         consumer = _lock_consumer(consumer.pk)
         invoice = pending or _new_invoice(consumer, question, channel)
         if pending is not None:
@@ -382,7 +397,11 @@ def _decide_locked(
             risk_assessment_save(invoice=invoice, decision=risk)
         prize = None
         if target == InvoiceStatus.ACCEPTED:
-            prize = instant_draw_for_entry(invoice=invoice, consumer_locked=True)
+            prize = instant_draw_for_entry(
+                invoice=invoice, consumer_locked=True, new_entry=pending is None
+            )
+        if before_commit is not None and not code:
+            before_commit(invoice, prize)
         return invoice, code, detail, prize
 
 
@@ -406,10 +425,12 @@ def _next_check(attempts: int):
 
 
 def invoice_submit(
-    *, consumer: Consumer, data: Mapping, channel: str = SourceChannel.APP
+    *, consumer: Consumer, data: Mapping, channel: str = SourceChannel.APP, before_commit=None
 ) -> SubmissionResult:
     """Run the whole pipeline for one submission. Raises `InvoiceRejected` (after keeping the
-    rejected attempt on record) or a 400 `DomainError` for malformed input."""
+    rejected attempt on record) or a 400 `DomainError` for malformed input. `before_commit(
+    invoice, instant prize)`: called inside the decision's transaction when the invoice is
+    entered or held (not for a pending or rejected one)."""
     _check_consumer(consumer)
     question = parse_submission(data)
     if data.get("device_id"):
@@ -429,7 +450,11 @@ def invoice_submit(
     if check.outcome != TaxOutcome.FOUND:
         return SubmissionResult(_create_pending(consumer, question, channel, check))
     invoice, code, detail, prize = _decide(
-        consumer=consumer, question=question, record=check.record, channel=channel
+        consumer=consumer,
+        question=question,
+        record=check.record,
+        channel=channel,
+        before_commit=before_commit,
     )
     if code:
         raise InvoiceRejected(code, detail={**detail, "invoice": str(invoice.uid)})

@@ -40,6 +40,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
+from apps.common.queries import write_later
 from apps.common.queueing import queue_soon
 
 from . import outbox
@@ -905,12 +906,11 @@ def enqueue(*, invoice_ids=(), award_ids=()) -> None:
     rows += [(RollupChange.KIND_AWARD, pk) for pk in award_ids]
     if not rows:
         return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {RollupChange._meta.db_table} (kind, subject_id) "  # noqa: S608 - names only
-            f"VALUES {', '.join(['(%s, %s)'] * len(rows))}",
-            [value for row in rows for value in row],
-        )
+    write_later(  # with the transaction's batched writes, if it has them
+        f"INSERT INTO {RollupChange._meta.db_table} (kind, subject_id) "  # noqa: S608 - names only
+        f"VALUES {', '.join(['(%s, %s)'] * len(rows))}",
+        [value for row in rows for value in row],
+    )
     transaction.on_commit(_kick_drain)
 
 

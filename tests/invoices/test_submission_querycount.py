@@ -10,6 +10,7 @@ change that adds a query on this path must change the pinned number here, on pur
 from __future__ import annotations
 
 import itertools
+from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 
@@ -45,32 +46,70 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 #    1 session (read from the cached copy with Redis: no query), 2 user with its consumer
 #    profile (one join), 3 idempotency claim
 #    (INSERT … ON CONFLICT DO NOTHING), 4 duplicate check, 5 registry record,
-#    6 savepoint, 7 consumer lock, 8 caps, 9 risk features (apps.risk), 10 invoice INSERT
-#    (no savepoint: a lost race aborts and is recorded anew), 11 both history rows,
-#   the deferred rollups, last: 12 fact (old read + new written in one statement),
+#    6 savepoint, 7 generic plans for the transaction (SET LOCAL) and 8 consumer lock, 9 caps,
+#    10 risk features (apps.risk), 11 invoice INSERT (no savepoint: a lost race aborts and is
+#    recorded anew),
+#   the deferred rollups: 12 fact (old read + new written in one statement),
 #   13 participation keys, 14 every shared rollup row (participants per day, cell, merchant
-#   day, merchant total) in one statement, 15 outbox events (one INSERT), 16 release,
-#   17 the idempotency reply.
+#   day, merchant total) in one statement, 15 outbox events (one INSERT),
+#   the batched writes: 16 both history rows, 17 the idempotency reply (committed with the
+#   decision; on an instant draw the entry's draw record goes with them),
+#   18 release.
 # Campaign, campaign rules, merchant and the campaign's instant pools come from the cache (no
 # query); an app session's activity is written at most hourly (no session UPDATE here).
 # With Redis (CI, production) the session store reads its cached copy; without, the database.
 SESSION_QUERIES = 0 if settings.SESSION_ENGINE == "apps.accounts.session_store" else 1
-ACCEPTED_QUERIES = 16 + SESSION_QUERIES
+ACCEPTED_QUERIES = 17 + SESSION_QUERIES
+# Round trips: statements sent together in psycopg's pipeline mode travel in one
+# (`apps.common.queries`): 7–8 (with the transaction's BEGIN outside tests) and 16–17.
+ACCEPTED_ROUND_TRIPS = ACCEPTED_QUERIES - 1 - 1
 # A number already entered: session, user + consumer, idempotency claim, duplicate check, then
-# the rejected attempt kept on record (savepoint, INSERT, history, fact, participation keys,
-# shared rollups, outbox, release) and the idempotency reply. Neither the registry nor the
-# consumer lock is touched.
+# the rejected attempt kept on record (savepoint, INSERT, fact, participation keys, shared
+# rollups, outbox, history (batched), release) and the idempotency reply. Neither the registry
+# nor the consumer lock is touched.
 DUPLICATE_QUERIES = 12 + SESSION_QUERIES
+DUPLICATE_ROUND_TRIPS = DUPLICATE_QUERIES  # a batch of one is one round trip
 # An accepted submission that wins an instant prize: the accepted path plus the draw's own
-# statements (apps.draws: the draw result claimed by one INSERT … ON CONFLICT DO NOTHING
-# under the pipeline's own consumer lock and in its transaction (no savepoint), pools and
-# tiers from the cache and fixed odds (no stock or quota read), the win's savepoint around
-# the stock and quota UPDATEs, award, the result marked won) and the prize's (apps.prizes:
-# award, its history, the ledger reserve — one INSERT and two balance UPDATEs, no look-up of
-# its key, no savepoint of its own; fund, policy and the fund's account ids come from the
-# prize configuration cache), and the award's rollup (fact, cell; its outbox event shares the
+# statements (apps.draws: under the pipeline's own consumer lock and in its transaction (no
+# savepoint), pools and tiers from the cache and fixed odds (no stock or quota read), the
+# win's savepoint around the stock and quota UPDATEs, award; the new entry's draw record is
+# written once, batched, with its outcome) and the prize's (apps.prizes: award, its history,
+# the ledger reserve — one INSERT and two balance UPDATEs, no look-up of its key, no
+# savepoint of its own; fund, policy and the fund's account ids come from the prize
+# configuration cache), and the award's rollup (fact, cell; its outbox event shares the
 # invoice's INSERT).
 INSTANT_WIN_QUERIES = 30 + SESSION_QUERIES
+INSTANT_WIN_ROUND_TRIPS = INSTANT_WIN_QUERIES - 1 - 2
+
+
+class RoundTrips:
+    """Statements and database round trips of a block: a run of statements sent in psycopg's
+    pipeline mode (`apps.common.queries.pipelined`) is one round trip."""
+
+    def __init__(self):
+        self.statements: list[tuple[str, bool]] = []
+
+    def __call__(self, execute, sql, params, many, context):
+        pgconn = getattr(connection.connection, "pgconn", None)
+        self.statements.append((sql, bool(pgconn and pgconn.pipeline_status)))
+        return execute(sql, params, many, context)
+
+    @property
+    def count(self) -> int:
+        trips, previous = 0, False
+        for _sql, pipelined in self.statements:
+            if not (pipelined and previous):
+                trips += 1
+            previous = pipelined
+        return trips
+
+
+@contextmanager
+def counted_round_trips():
+    counter = RoundTrips()
+    with connection.execute_wrapper(counter):
+        yield counter
+
 
 _keys = itertools.count(1)
 
@@ -100,10 +139,11 @@ def test_an_accepted_submission_makes_a_pinned_number_of_queries(
     warm_up(campaign, make_record)
     client = signed_in(consumer)
     _record, body = make_record()
-    with django_assert_num_queries(ACCEPTED_QUERIES):
+    with django_assert_num_queries(ACCEPTED_QUERIES), counted_round_trips() as trips:
         response = submit(client, body)
     assert response.status_code == 201, response.content
     assert response.json()["invoice"]["status"] == "accepted"
+    assert trips.count == ACCEPTED_ROUND_TRIPS
     invoice = Invoice.objects.get(number=body["number"])
     assert invoice.merchant == merchant and invoice.campaign == campaign
     # The rollups and the outbox were written (once, with the final state).
@@ -125,9 +165,10 @@ def test_a_rejected_duplicate_makes_a_pinned_number_of_queries(
     client = signed_in(consumer)
     _record, body = make_record()
     assert submit(client, body).status_code == 201
-    with django_assert_num_queries(DUPLICATE_QUERIES):
+    with django_assert_num_queries(DUPLICATE_QUERIES), counted_round_trips() as trips:
         response = submit(client, body)
     assert response.status_code == 409, response.content
+    assert trips.count == DUPLICATE_ROUND_TRIPS
     assert response.json()["code"] == "invoice.duplicate"
     assert Invoice.objects.filter(number=body["number"], status="rejected").count() == 1
 
@@ -164,9 +205,10 @@ def test_an_instant_win_makes_a_pinned_number_of_queries(
     warm_up(campaign, make_record)
     client = signed_in(consumer)
     _record, body = make_record()
-    with django_assert_num_queries(INSTANT_WIN_QUERIES):
+    with django_assert_num_queries(INSTANT_WIN_QUERIES), counted_round_trips() as trips:
         response = submit(client, body)
     assert response.status_code == 201, response.content
+    assert trips.count == INSTANT_WIN_ROUND_TRIPS
     assert response.json()["instant_prize"]["tier"] == "20元现金"
     sure_win.refresh_from_db()
     assert sure_win.remaining == 8  # the warm-up won too

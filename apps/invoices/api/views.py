@@ -10,7 +10,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
 from apps.common.api import ErrorSerializer
-from apps.common.idempotency import idempotent
+from apps.common.idempotency import idempotent, store_reply_in_transaction
 from apps.common.throttling import (
     ConsumerRateThrottle,
     InvoiceSubmitThrottle,
@@ -124,8 +124,17 @@ class InvoiceViewSet(
         data = dict(form.validated_data)
         if not data.get("device_id"):
             data["device_id"] = request.headers.get("X-Device-Id", "")[:128]
-        result = invoice_submit(consumer=consumer, data=data, channel=SourceChannel.APP)
-        body = {
+        reply = {}
+
+        def entered(invoice, prize):
+            # Inside the decision's transaction: the idempotency reply commits with it.
+            reply["body"] = {"invoice": invoice_payload(invoice), "instant_prize": prize}
+            store_reply_in_transaction(status.HTTP_201_CREATED, reply["body"])
+
+        result = invoice_submit(
+            consumer=consumer, data=data, channel=SourceChannel.APP, before_commit=entered
+        )
+        body = reply.get("body") or {
             "invoice": invoice_payload(result.invoice),
             "instant_prize": result.instant_prize,
         }
