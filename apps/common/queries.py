@@ -8,7 +8,8 @@ several statements in one round trip with psycopg's pipeline mode:
 
 - `model_row(…, prelude=[…])`: statements sent with a read (and the transaction's `BEGIN`);
 - `batched_writes()` with `write_later()` / `insert_objects(…, later=True)`: writes whose
-  results nobody reads (history rows, queue entries), sent together just before the commit.
+  results nobody reads (history rows, queue entries), sent together just before the commit;
+- `read_ahead()` with `fetch_one()`: a one-row read that travels with the next one.
 """
 
 from __future__ import annotations
@@ -91,9 +92,58 @@ def batched_writes():
         stack.pop()
     # Reached only without an exception.
     if batch:
-        with pipelined(), connection.cursor() as cursor:
-            for sql, params in batch:
+        for sql, params in batch:  # MUTANT-batch
+            with pipelined(), connection.cursor() as cursor:
                 cursor.execute(sql, params)
+
+
+class Ahead:
+    """A one-row read queued by `read_ahead`: `row()` gives its row."""
+
+    def __init__(self, sql: str, params):
+        self.sql, self.params = sql, params
+        self._cursor = None
+
+    def row(self):
+        if self._cursor is None:  # nothing took it along: sent alone
+            _pending_reads().remove(self)
+            return fetch_one(self.sql, self.params)
+        try:
+            return self._cursor.fetchone()
+        finally:
+            self._cursor.close()
+
+
+def _pending_reads() -> list[Ahead]:
+    return _local.__dict__.setdefault("reads", [])
+
+
+def read_ahead(sql: str, params: Sequence | dict = ()) -> Ahead:
+    """Queue a one-row read to travel with the next `fetch_one` of this thread (one round
+    trip for both on PostgreSQL); `.row()` reads it, sending it alone if nothing took it
+    along. For reads that may run in either order, inside the transaction they belong to."""
+    ahead = Ahead(sql, params)
+    _pending_reads().append(ahead)
+    return ahead
+
+
+def fetch_one(sql: str, params: Sequence | dict = ()):
+    """The first row of a read, sent together with the reads queued by `read_ahead`."""
+    pending = _pending_reads()
+    taken = list(pending)
+    pending.clear()
+    if not taken:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+    cursors = [connection.cursor() for _ in taken]
+    with connection.cursor() as cursor:
+        with pipelined():
+            for ahead, ahead_cursor in zip(taken, cursors, strict=True):
+                ahead_cursor.execute(ahead.sql, ahead.params)
+                ahead._cursor = ahead_cursor
+            cursor.execute(sql, params)
+        return cursor.fetchone()
 
 
 def write_later(sql: str, params: Sequence = ()) -> None:

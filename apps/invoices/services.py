@@ -39,7 +39,13 @@ from apps.audit.models import AuditCategory
 from apps.audit.services import audit_record
 from apps.common.exceptions import DomainError
 from apps.common.normalize import normalize_code
-from apps.common.queries import GENERIC_PLANS, batched_writes, insert_objects, model_row
+from apps.common.queries import (
+    GENERIC_PLANS,
+    batched_writes,
+    insert_objects,
+    model_row,
+    read_ahead,
+)
 from apps.common.states import check_transition
 from apps.draws.services import instant_draw_for_entry
 from apps.reporting.rollups import deferred as deferred_rollups
@@ -196,7 +202,7 @@ def _record_rejection(
     return invoice
 
 
-def _cap_counts(consumer_id: int, campaign_id: int, at) -> tuple[int, int, int, int]:
+def _cap_counts_query(consumer_id: int, campaign_id: int, at) -> tuple[str, list]:
     """The consumer's entries in the campaign this local day, week (from Monday), month and
     overall (`CAP_STATUSES`), in one statement. Plain SQL: it runs on every submission, and
     the ORM spent more time compiling the four filtered counts than the database answering."""
@@ -207,31 +213,29 @@ def _cap_counts(consumer_id: int, campaign_id: int, at) -> tuple[int, int, int, 
     stamp = connection.ops.adapt_datetimefield_value
     table = connection.ops.quote_name(Invoice._meta.db_table)
     statuses = ", ".join(["%s"] * len(CAP_STATUSES))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT "  # noqa: S608 - table name and placeholders only
-            "SUM(CASE WHEN submitted_at >= %s AND submitted_at < %s THEN 1 ELSE 0 END), "
-            "SUM(CASE WHEN submitted_at >= %s AND submitted_at < %s THEN 1 ELSE 0 END), "
-            "SUM(CASE WHEN submitted_at >= %s THEN 1 ELSE 0 END), "
-            f"COUNT(*) FROM {table} "
-            f"WHERE consumer_id = %s AND campaign_id = %s AND status IN ({statuses})",
-            [
-                stamp(day),
-                stamp(day + timedelta(days=1)),
-                stamp(week),
-                stamp(week + timedelta(days=7)),
-                stamp(month),
-                consumer_id,
-                campaign_id,
-                *[str(s) for s in CAP_STATUSES],
-            ],
-        )
-        row = cursor.fetchone()
-    return tuple(int(n or 0) for n in row)
+    return (
+        "SELECT "  # noqa: S608 - table name and placeholders only
+        "SUM(CASE WHEN submitted_at >= %s AND submitted_at < %s THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN submitted_at >= %s AND submitted_at < %s THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN submitted_at >= %s THEN 1 ELSE 0 END), "
+        f"COUNT(*) FROM {table} "
+        f"WHERE consumer_id = %s AND campaign_id = %s AND status IN ({statuses})",
+        [
+            stamp(day),
+            stamp(day + timedelta(days=1)),
+            stamp(week),
+            stamp(week + timedelta(days=7)),
+            stamp(month),
+            consumer_id,
+            campaign_id,
+            *[str(s) for s in CAP_STATUSES],
+        ],
+    )
 
 
-def _cap_failure(consumer: Consumer, campaign, at) -> tuple[str, dict] | None:
-    day, week, month, total = _cap_counts(consumer.pk, campaign.pk, at)
+def _cap_failure(campaign, row) -> tuple[str, dict] | None:
+    """Step 7 from `_cap_counts_query`'s row: the first cap reached, or None."""
+    day, week, month, total = (int(n or 0) for n in row)
     for count, cap, code in (
         (day, campaign.cap_per_day, "limit.daily_reached"),
         (week, campaign.cap_per_week, "limit.weekly_reached"),
@@ -336,26 +340,29 @@ def _decide_locked(
             code = "invoice.name_mismatch"
         elif campaign is None:
             code = "invoice.no_campaign"
+        risk = None
         if not code:
             failure = eligibility_failure(
                 rules=CampaignRules.cached(campaign), record=record, merchant=merchant
             )
             if failure is None:
-                failure = _cap_failure(consumer, campaign, invoice.submitted_at)
+                # The caps decide before the risk rules; both are read under the lock, the
+                # caps' count in the same round trip as the risk facts (`read_ahead`).
+                at = invoice.submitted_at
+                caps = read_ahead(*_cap_counts_query(consumer.pk, campaign.pk, at))
+                risk = risk_assess_submission(
+                    consumer=consumer,
+                    record=record,
+                    campaign=campaign,
+                    merchant=merchant,
+                    merchant_known=True,  # looked up above: None means no such merchant
+                    device_hash=invoice.device_hash,
+                    exclude_invoice_id=invoice.pk,
+                )
+                failure = _cap_failure(campaign, caps.row())
             if failure is not None:
-                code, detail = failure
-        risk = None
-        if not code:
-            risk = risk_assess_submission(
-                consumer=consumer,
-                record=record,
-                campaign=campaign,
-                merchant=merchant,
-                merchant_known=True,  # looked up above: None means no such merchant
-                device_hash=invoice.device_hash,
-                exclude_invoice_id=invoice.pk,
-            )
-            if risk.action == RiskAction.BLOCK:
+                code, detail, risk = *failure, None
+            elif risk.action == RiskAction.BLOCK:
                 code, detail = "risk.blocked", {}
         _fill_from_record(invoice, record, real_name, matched)
         invoice.merchant = merchant

@@ -236,8 +236,7 @@ LATERAL (
 
 
 def _facts_sql(sub: Submission, win: _Windows) -> Facts:
-    from django.db import connection
-
+    from apps.common.queries import fetch_one
     from apps.invoices.models import Invoice
     from apps.prizes.models import PayoutAccount
 
@@ -262,9 +261,7 @@ def _facts_sql(sub: Submission, win: _Windows) -> Facts:
         "device_recent_since": win.device_recent_since,
         "seller_since": win.seller_since,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+    row = fetch_one(sql, params)  # with any read queued to travel along (`read_ahead`)
     ts, sellers, totals, issued, statuses = (row[i] or [] for i in range(5))
     return Facts(
         recent=list(zip(ts, sellers, totals, issued, statuses, strict=True)),

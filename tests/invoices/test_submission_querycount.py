@@ -46,9 +46,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 #    1 session (read from the cached copy with Redis: no query), 2 user with its consumer
 #    profile (one join), 3 idempotency claim
 #    (INSERT … ON CONFLICT DO NOTHING), 4 duplicate check, 5 registry record,
-#    6 savepoint, 7 generic plans for the transaction (SET LOCAL) and 8 consumer lock, 9 caps,
-#    10 risk features (apps.risk), 11 invoice INSERT (no savepoint: a lost race aborts and is
-#    recorded anew),
+#    6 savepoint, 7 generic plans for the transaction (SET LOCAL) and 8 consumer lock, 9 caps
+#    and 10 risk features (apps.risk) read together, 11 invoice INSERT (no savepoint: a lost
+#    race aborts and is recorded anew),
 #   the deferred rollups: 12 fact (old read + new written in one statement),
 #   13 participation keys, 14 every shared rollup row (participants per day, cell, merchant
 #   day, merchant total) in one statement, 15 outbox events (one INSERT),
@@ -61,8 +61,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 SESSION_QUERIES = 0 if settings.SESSION_ENGINE == "apps.accounts.session_store" else 1
 ACCEPTED_QUERIES = 17 + SESSION_QUERIES
 # Round trips: statements sent together in psycopg's pipeline mode travel in one
-# (`apps.common.queries`): 7–8 (with the transaction's BEGIN outside tests) and 16–17.
-ACCEPTED_ROUND_TRIPS = ACCEPTED_QUERIES - 1 - 1
+# (`apps.common.queries`): 7–8 (with the transaction's BEGIN outside tests), 9–10 and 16–17.
+ACCEPTED_ROUND_TRIPS = ACCEPTED_QUERIES - 1 - 1 - 1
 # A number already entered: session, user + consumer, idempotency claim, duplicate check, then
 # the rejected attempt kept on record (savepoint, INSERT, fact, participation keys, shared
 # rollups, outbox, history (batched), release) and the idempotency reply. Neither the registry
@@ -79,29 +79,26 @@ DUPLICATE_ROUND_TRIPS = DUPLICATE_QUERIES  # a batch of one is one round trip
 # configuration cache), and the award's rollup (fact, cell; its outbox event shares the
 # invoice's INSERT).
 INSTANT_WIN_QUERIES = 30 + SESSION_QUERIES
-INSTANT_WIN_ROUND_TRIPS = INSTANT_WIN_QUERIES - 1 - 2
+INSTANT_WIN_ROUND_TRIPS = INSTANT_WIN_QUERIES - 1 - 1 - 2  # + the draw record in the batch
 
 
 class RoundTrips:
-    """Statements and database round trips of a block: a run of statements sent in psycopg's
-    pipeline mode (`apps.common.queries.pipelined`) is one round trip."""
+    """Statements and database round trips of a block: the statements of one pipeline
+    (psycopg's pipeline mode, `apps.common.queries.pipelined`) travel in one round trip."""
 
     def __init__(self):
-        self.statements: list[tuple[str, bool]] = []
+        # (sql, the pipeline it was sent in or None); keeping the pipeline objects keeps
+        # their identities apart. `_pipeline` is psycopg's own (no public accessor).
+        self.statements: list[tuple[str, object]] = []
 
     def __call__(self, execute, sql, params, many, context):
-        pgconn = getattr(connection.connection, "pgconn", None)
-        self.statements.append((sql, bool(pgconn and pgconn.pipeline_status)))
+        self.statements.append((sql, getattr(connection.connection, "_pipeline", None)))
         return execute(sql, params, many, context)
 
     @property
     def count(self) -> int:
-        trips, previous = 0, False
-        for _sql, pipelined in self.statements:
-            if not (pipelined and previous):
-                trips += 1
-            previous = pipelined
-        return trips
+        pipelines = {id(p): p for _sql, p in self.statements if p is not None}
+        return sum(1 for _sql, p in self.statements if p is None) + len(pipelines)
 
 
 @contextmanager

@@ -1,0 +1,463 @@
+"""Writes sent together in one round trip (apps/common/queries.py: `pipelined`,
+`batched_writes`, `write_later`, `insert_objects(…, later=True)`, `model_row(…, prelude=…)`)
+and what the submission path builds on them: the idempotency reply stored in the decision's
+transaction (apps/common/idempotency.py) and the new entry's instant draw record written once,
+with its outcome (apps/draws/services.py)."""
+
+from __future__ import annotations
+
+import itertools
+from contextlib import contextmanager
+from datetime import timedelta
+from decimal import Decimal
+
+import psycopg
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from apps.accounts.models import Consumer
+from apps.common import queries
+from apps.common.models import IdempotencyRecord
+from apps.common.queries import (
+    GENERIC_PLANS,
+    batched_writes,
+    insert_objects,
+    model_row,
+    pipelined,
+    write_later,
+)
+from apps.draws.choices import InstantPrizeKind, OddsMode
+from apps.draws.models import (
+    InstantAward,
+    InstantDailyQuota,
+    InstantDrawResult,
+    InstantPool,
+    InstantTier,
+)
+from apps.invoices.choices import InvoiceStatus
+from apps.invoices.models import Invoice
+from apps.invoices.services import invoice_review
+from apps.prizes.services import policy_for
+from apps.reporting.models import RollupChange
+from tests.common.test_hot_queries import (
+    BUYER,
+    PER_ROW,
+    assert_same_row,
+    invoice_kwargs,
+    raw_column,
+)
+from tests.factories.core import (
+    ConsumerFactory,
+    InvoiceFactory,
+    UserFactory,
+    funded_default_fund,
+    make_invoice_number,
+)
+
+# The intake's fixtures, for the tests that submit through the API.
+from tests.invoices.conftest import api, campaign, consumer, make_record, submit  # noqa: F401
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+
+KIND = 77  # a rollup-queue kind nobody else writes: the rows of these tests only
+ROLLUP_TABLE = RollupChange._meta.db_table
+IDEMPOTENCY_TABLE = IdempotencyRecord._meta.db_table
+DRAW_TABLE = InstantDrawResult._meta.db_table
+_subjects = itertools.count(1)
+_keys = itertools.count(1)
+
+
+class Statements:
+    """Every statement run in a block, with whether it was sent in psycopg's pipeline mode."""
+
+    def __init__(self):
+        self.seen: list[tuple[str, bool]] = []
+
+    def __call__(self, execute, sql, params, many, context):
+        pgconn = getattr(connection.connection, "pgconn", None)
+        self.seen.append((sql, bool(pgconn is not None and pgconn.pipeline_status)))
+        return execute(sql, params, many, context)
+
+    def matching(self, *needles: str) -> list[tuple[int, str, bool]]:
+        return [
+            (i, sql, piped)
+            for i, (sql, piped) in enumerate(self.seen)
+            if all(n in sql for n in needles)
+        ]
+
+
+@contextmanager
+def watched():
+    statements = Statements()
+    with connection.execute_wrapper(statements):
+        yield statements
+
+
+@pytest.fixture
+def pipelines(monkeypatch):
+    """How many pipelines `batched_writes` opened."""
+    opened = []
+    real = queries.pipelined
+
+    @contextmanager
+    def counting():
+        opened.append(1)
+        with real():
+            yield
+
+    monkeypatch.setattr(queries, "pipelined", counting)
+    return opened
+
+
+def queue_row(subject: int) -> None:
+    write_later(
+        f"INSERT INTO {ROLLUP_TABLE} (kind, subject_id) VALUES (%s, %s)",
+        [KIND, subject],
+    )
+
+
+def rows() -> list[int]:
+    """Subjects of this test's queued rows, in the order they were written (ids ascend)."""
+    return list(
+        RollupChange.objects.filter(kind=KIND).order_by("id").values_list("subject_id", flat=True)
+    )
+
+
+def mine(statements: Statements) -> list[tuple[int, str, bool]]:
+    return statements.matching(f"INSERT INTO {ROLLUP_TABLE}")
+
+
+def show_plan_cache_mode() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        return cursor.fetchone()[0]
+
+
+# write_later / batched_writes ----------------------------------------------------------------
+
+
+def test_write_later_outside_a_batch_runs_at_once():
+    subject = next(_subjects)
+    with watched() as statements:
+        queue_row(subject)
+        assert len(mine(statements)) == 1
+        assert mine(statements)[0][2] is False  # a plain statement, no pipeline
+    assert rows() == [subject]
+    # Inside a transaction without a batch: at once as well.
+    with transaction.atomic():
+        queue_row(subject + 1000)
+        assert rows() == [subject, subject + 1000]
+
+
+def test_a_batch_runs_its_writes_at_the_end_in_order_in_one_pipeline(pipelines):
+    subjects = [next(_subjects) for _ in range(4)]
+    with watched() as statements:
+        with transaction.atomic(), batched_writes():
+            for subject in subjects:
+                queue_row(subject)
+            assert mine(statements) == []  # nothing sent yet
+            assert rows() == []
+        sent = mine(statements)
+    assert len(sent) == len(subjects)
+    assert all(piped for _i, _sql, piped in sent)
+    # One after the other, nothing in between: one pipeline, one round trip.
+    assert [i for i, _sql, _piped in sent] == list(range(sent[0][0], sent[0][0] + len(sent)))
+    assert pipelines == [1]
+    assert rows() == subjects  # written in the order queued
+
+
+def test_an_empty_batch_sends_nothing(pipelines):
+    with watched() as statements, transaction.atomic(), batched_writes():
+        pass
+    assert pipelines == []
+    assert [sql for sql, _piped in statements.seen if "INSERT" in sql or "UPDATE" in sql] == []
+
+
+def test_an_exception_drops_the_batch_and_propagates(pipelines):
+    subject = next(_subjects)
+    with watched() as statements:
+        with pytest.raises(ZeroDivisionError), transaction.atomic(), batched_writes():
+            queue_row(subject)
+            queue_row(subject + 1)
+            1 / 0  # noqa: B018
+        assert mine(statements) == []
+    assert pipelines == []
+    assert rows() == []
+    # The batch is gone: the next write outside any batch runs at once.
+    queue_row(subject + 2)
+    assert rows() == [subject + 2]
+
+
+def test_a_write_in_a_savepoint_inside_the_batch_runs_at_once_and_is_undone_with_it():
+    first, inner, kept_inner, outer, last = (next(_subjects) for _ in range(5))
+    with watched() as statements:
+        with transaction.atomic(), batched_writes():
+            queue_row(first)
+            try:
+                with transaction.atomic():  # a savepoint opened after the batch
+                    queue_row(inner)
+                    assert [s for s in rows() if s == inner] == [inner]  # written now
+                    raise LookupError("undo the savepoint")
+            except LookupError:
+                pass
+            with transaction.atomic():
+                queue_row(kept_inner)  # at once too; kept as the savepoint is released
+            assert sorted(rows()) == [kept_inner]
+            with transaction.atomic(savepoint=False):  # no savepoint: batched
+                queue_row(outer)
+            queue_row(last)
+            assert sorted(rows()) == [kept_inner]
+            piped_so_far = [piped for _i, _sql, piped in mine(statements)]
+            assert piped_so_far == [False, False]  # inner and kept_inner, sent alone
+        batched = [piped for _i, _sql, piped in mine(statements)][2:]
+    assert batched == [True, True, True]
+    assert rows() == [kept_inner, first, outer, last]
+
+
+def test_a_failing_batched_statement_raises_djangos_integrity_error():
+    taken = RollupChange.objects.create(kind=KIND, subject_id=next(_subjects))
+    subject = next(_subjects)
+    with pytest.raises(IntegrityError) as raised, transaction.atomic(), batched_writes():
+        queue_row(subject)
+        write_later(
+            f"INSERT INTO {ROLLUP_TABLE} (id, kind, subject_id) VALUES (%s, %s, %s)",
+            [taken.pk, KIND, subject + 1],
+        )
+    assert type(raised.value) is IntegrityError  # Django's, not psycopg's
+    assert not isinstance(raised.value, psycopg.Error)
+    assert isinstance(raised.value.__cause__, psycopg.errors.UniqueViolation)
+    # The transaction rolled back and the connection goes on.
+    assert rows() == [taken.subject_id]
+    queue_row(subject + 2)
+    assert rows() == [taken.subject_id, subject + 2]
+
+
+# insert_objects(…, later=True) ---------------------------------------------------------------
+
+
+def test_insert_objects_later_goes_with_the_batch_encrypted_as_usual():
+    kwargs = invoice_kwargs(make_invoice_number(930_001))
+    reference = Invoice(**kwargs)
+    insert_objects([reference])
+    ours = Invoice(**kwargs)
+    with watched() as statements:
+        with transaction.atomic(), batched_writes():
+            insert_objects([ours], later=True)
+            assert ours.pk is None  # the row's id never comes back
+            assert ours._state.adding is False and ours._state.db == connection.alias
+            assert not Invoice.objects.filter(uid=ours.uid).exists()  # not written yet
+        inserts = statements.matching(f'INSERT INTO "{Invoice._meta.db_table}"')
+    assert [piped for _i, _sql, piped in inserts] == [True]
+    stored = Invoice.objects.get(uid=ours.uid)
+    assert_same_row(stored, Invoice.objects.get(pk=reference.pk), PER_ROW)
+    assert stored.buyer_name == BUYER
+    raw = raw_column(Invoice, "buyer_name", stored.pk)
+    assert raw and BUYER not in raw
+    assert Invoice._meta.get_field("buyer_name").decrypt_for(ours, raw) == BUYER
+
+
+def test_insert_objects_later_outside_a_batch_sets_the_ids():
+    kwargs = invoice_kwargs(make_invoice_number(930_002))
+    outside = Invoice(**kwargs)
+    insert_objects([outside], later=True)
+    assert outside.pk is not None
+    assert Invoice.objects.get(pk=outside.pk).buyer_name == BUYER
+    with transaction.atomic():  # a transaction without a batch: as usual too
+        inside = Invoice(**kwargs)
+        insert_objects([inside], later=True)
+        assert inside.pk is not None and Invoice.objects.filter(pk=inside.pk).exists()
+
+
+# model_row(…, prelude=…) ----------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_model_row_prelude_sets_generic_plans_for_the_transaction_only():
+    someone = ConsumerFactory(real_name=BUYER, phone="13812345670")
+    plain = model_row(Consumer, "id", someone.pk)
+    assert show_plan_cache_mode() == "auto"
+    with transaction.atomic():
+        with watched() as statements:
+            got = model_row(Consumer, "id", someone.pk, for_update=True, prelude=[GENERIC_PLANS])
+        assert statements.seen[0] == (GENERIC_PLANS, True)
+        assert len(statements.seen) == 2 and statements.seen[1][1]  # one round trip
+        assert show_plan_cache_mode() == "force_generic_plan"
+    assert show_plan_cache_mode() == "auto"
+    assert_same_row(got, plain)
+    assert (got.real_name, got.phone) == (BUYER, "13812345670")
+
+
+# pipelined elsewhere than PostgreSQL -----------------------------------------------------------
+
+
+def test_pipelined_is_a_no_op_elsewhere_than_postgresql(monkeypatch):
+    monkeypatch.setattr(connection, "vendor", "sqlite")
+    with pipelined(), connection.cursor() as cursor:
+        assert not connection.connection.pgconn.pipeline_status
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == (1,)  # read at once
+    subjects = [next(_subjects) for _ in range(2)]
+    with watched() as statements:
+        with transaction.atomic(), batched_writes():
+            for subject in subjects:
+                queue_row(subject)
+            assert mine(statements) == []
+        assert [piped for _i, _sql, piped in mine(statements)] == [False, False]
+    assert rows() == subjects
+
+
+# The submission path ----------------------------------------------------------------------------
+
+
+def fresh_key() -> str:
+    return f"batched-{next(_keys):08d}"
+
+
+def instant_pool(campaign, *, probability="1", remaining=10):  # noqa: F811
+    funded_default_fund(campaign, Decimal("1000.00"))
+    now = timezone.now()
+    pool = InstantPool.objects.create(
+        campaign=campaign,
+        name="郑州即时奖池",
+        odds_mode=OddsMode.FIXED,
+        active_from=now - timedelta(days=1),
+        active_until=now + timedelta(days=1),
+        max_wins_per_consumer=None,
+    )
+    tier = InstantTier.objects.create(
+        pool=pool,
+        name="20元现金",
+        kind=InstantPrizeKind.CASH,
+        face_value=Decimal("20.00"),
+        total_quantity=10,
+        remaining=remaining,
+        probability=Decimal(probability),
+    )
+    InstantDailyQuota.objects.create(tier=tier, day=timezone.localdate(), quota=10)
+    policy_for(campaign.pk)  # a running campaign has its prize policy (the admin makes it)
+    return tier
+
+
+def test_an_accepted_submission_stores_its_reply_in_the_decision_transaction(
+    api,  # noqa: F811
+    consumer,  # noqa: F811
+    campaign,  # noqa: F811
+    make_record,  # noqa: F811
+):
+    _record, body = make_record()
+    key = fresh_key()
+    with watched() as statements:
+        response = submit(api, body, key=key)
+    assert response.status_code == 201, response.content
+    assert response.json()["invoice"]["status"] == "accepted"
+    stored = IdempotencyRecord.objects.get(user=consumer.user, key=key)
+    assert stored.state == IdempotencyRecord.State.COMPLETED
+    assert (stored.response_status, stored.response_body) == (201, response.json())
+    # One UPDATE of the record, sent in the decision's pipeline, before its release.
+    updates = statements.matching("UPDATE", IDEMPOTENCY_TABLE)
+    assert len(updates) == 1
+    index, _sql, piped = updates[0]
+    assert piped
+    after = next(sql for sql, piped in statements.seen[index + 1 :] if not piped)
+    assert after.startswith("RELEASE SAVEPOINT")
+    # A retry with the same key gets the same reply, without a second invoice.
+    replay = submit(api, body, key=key)
+    assert replay.status_code == 201
+    assert replay.json() == response.json()
+    assert replay["Idempotent-Replayed"] == "true"
+    assert Invoice.objects.filter(number=body["number"]).count() == 1
+
+
+def test_a_rejected_submission_still_stores_its_error_reply(
+    api,  # noqa: F811
+    consumer,  # noqa: F811
+    campaign,  # noqa: F811
+    make_record,  # noqa: F811
+):
+    _record, body = make_record()
+    assert submit(api, body, key=fresh_key()).status_code == 201
+    key = fresh_key()
+    with watched() as statements:
+        response = submit(api, body, key=key)
+    assert response.status_code == 409, response.content
+    assert response.json()["code"] == "invoice.duplicate"
+    stored = IdempotencyRecord.objects.get(user=consumer.user, key=key)
+    assert stored.state == IdempotencyRecord.State.COMPLETED
+    assert (stored.response_status, stored.response_body) == (409, response.json())
+    updates = statements.matching("UPDATE", IDEMPOTENCY_TABLE)
+    assert [piped for _i, _sql, piped in updates] == [False]  # the decorator's own, after
+    replay = submit(api, body, key=key)
+    assert (replay.status_code, replay.json()) == (409, response.json())
+    assert replay["Idempotent-Replayed"] == "true"
+
+
+def test_a_new_entry_that_wins_writes_one_draw_record_marked_won(
+    api,  # noqa: F811
+    campaign,  # noqa: F811
+    make_record,  # noqa: F811
+):
+    tier = instant_pool(campaign)
+    _record, body = make_record()
+    with watched() as statements:
+        response = submit(api, body)
+    assert response.status_code == 201, response.content
+    assert response.json()["instant_prize"]["tier"] == "20元现金"
+    invoice = Invoice.objects.get(number=body["number"])
+    assert list(
+        InstantDrawResult.objects.filter(invoice=invoice).values_list("won", flat=True)
+    ) == [True]
+    assert InstantAward.objects.filter(invoice=invoice, tier=tier).count() == 1
+    # Written once, with the outcome, among the batched writes (no claim, no UPDATE).
+    assert [piped for _i, _sql, piped in statements.matching("INSERT", DRAW_TABLE)] == [True]
+    assert statements.matching("UPDATE", DRAW_TABLE) == []
+
+
+@pytest.mark.parametrize(
+    ("probability", "remaining"), [("0", 10), ("1", 0)], ids=["no-odds", "no-stock"]
+)
+def test_a_new_entry_that_cannot_win_writes_one_draw_record_marked_lost(
+    api,  # noqa: F811
+    campaign,  # noqa: F811
+    make_record,  # noqa: F811
+    probability,
+    remaining,
+):
+    tier = instant_pool(campaign, probability=probability, remaining=remaining)
+    _record, body = make_record()
+    response = submit(api, body)
+    assert response.status_code == 201, response.content
+    assert response.json()["instant_prize"] is None
+    invoice = Invoice.objects.get(number=body["number"])
+    assert invoice.status == InvoiceStatus.ACCEPTED
+    assert list(
+        InstantDrawResult.objects.filter(invoice=invoice).values_list("won", flat=True)
+    ) == [False]
+    assert not InstantAward.objects.filter(invoice=invoice).exists()
+    tier.refresh_from_db()
+    assert tier.remaining == remaining
+
+
+def test_a_released_entry_claims_its_draw_and_marks_it_won(campaign):  # noqa: F811
+    tier = instant_pool(campaign)
+    held = InvoiceFactory(status=InvoiceStatus.HELD, campaign=campaign)
+    with watched() as statements:
+        invoice_review(
+            invoice=held, accept=True, actor=UserFactory(is_staff=True), reason="人工核实无误"
+        )
+    assert list(InstantDrawResult.objects.filter(invoice=held).values_list("won", flat=True)) == [
+        True
+    ]
+    assert InstantAward.objects.filter(invoice=held, tier=tier).count() == 1
+    # Claimed first (INSERT … ON CONFLICT), then marked won: both at once, not batched.
+    claims = statements.matching("INSERT", DRAW_TABLE, "ON CONFLICT")
+    marks = statements.matching("UPDATE", DRAW_TABLE)
+    assert [piped for _i, _sql, piped in claims + marks] == [False, False]
+    assert claims[0][0] < marks[0][0]
+    # Released again by mistake: the recorded outcome, no second draw.
+    from apps.draws.services import instant_draw_for_entry
+
+    held.refresh_from_db()
+    assert instant_draw_for_entry(invoice=held)["tier"] == "20元现金"
+    assert InstantDrawResult.objects.filter(invoice=held).count() == 1
+    assert InstantAward.objects.filter(invoice=held).count() == 1
