@@ -90,10 +90,11 @@ def batched_writes():
         yield batch
     finally:
         stack.pop()
-    # Reached only without an exception.
-    if batch:
-        for sql, params in batch:  # MUTANT-batch
-            with pipelined(), connection.cursor() as cursor:
+    # Reached only without an exception; a transaction already marked for rollback (an error
+    # caught inside `atomic(savepoint=False)`) writes nothing more.
+    if batch and not connection.needs_rollback:
+        with pipelined(), connection.cursor() as cursor:
+            for sql, params in batch:
                 cursor.execute(sql, params)
 
 
