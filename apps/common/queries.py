@@ -99,7 +99,8 @@ def batched_writes():
 
 
 class Ahead:
-    """A one-row read queued by `read_ahead`: `row()` gives its row."""
+    """A one-row read queued by `read_ahead`; `row()` gives its row. Use it as a context
+    manager: leaving the block drops it if nothing took it along (an exception on the way)."""
 
     def __init__(self, sql: str, params):
         self.sql, self.params = sql, params
@@ -107,11 +108,24 @@ class Ahead:
 
     def row(self):
         if self._cursor is None:  # nothing took it along: sent alone
-            _pending_reads().remove(self)
+            self.discard()
             return fetch_one(self.sql, self.params)
         try:
             return self._cursor.fetchone()
         finally:
+            self._cursor.close()
+
+    def discard(self) -> None:
+        pending = _pending_reads()
+        if self in pending:
+            pending.remove(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.discard()
+        if self._cursor is not None:
             self._cursor.close()
 
 
@@ -120,9 +134,10 @@ def _pending_reads() -> list[Ahead]:
 
 
 def read_ahead(sql: str, params: Sequence | dict = ()) -> Ahead:
-    """Queue a one-row read to travel with the next `fetch_one` of this thread (one round
-    trip for both on PostgreSQL); `.row()` reads it, sending it alone if nothing took it
-    along. For reads that may run in either order, inside the transaction they belong to."""
+    """Queue a one-row read to travel with the next `fetch_one` (or `model_row`) of this
+    thread: one round trip for both on PostgreSQL. `.row()` reads it, sending it alone if
+    nothing took it along. For reads that may run in either order; use it as a context
+    manager (`with read_ahead(…) as ahead:`) so that an exception never leaves it queued."""
     ahead = Ahead(sql, params)
     _pending_reads().append(ahead)
     return ahead
@@ -195,16 +210,18 @@ def model_row(model, column: str, value, *, for_update: bool = False, prelude: S
     field = next(f for f in model._meta.concrete_fields if f.column == column)
     q = connection.ops.quote_name
     lock = " FOR UPDATE" if for_update and connection.features.has_select_for_update else ""
-    pipeline = prelude and _can_pipeline()
-    with connection.cursor() as cursor:
-        with pipelined() if pipeline else nullcontext():
-            for statement in prelude if pipeline else ():
-                cursor.execute(statement)
-            cursor.execute(
-                f"SELECT {columns} FROM {q(model._meta.db_table)} WHERE {q(column)} = %s{lock}",  # noqa: S608 - names only
-                [field.get_db_prep_value(value, connection)],
-            )
-        row = cursor.fetchone()
+    sql = f"SELECT {columns} FROM {q(model._meta.db_table)} WHERE {q(column)} = %s{lock}"  # noqa: S608 - names only
+    params = [field.get_db_prep_value(value, connection)]
+    if not prelude:
+        row = fetch_one(sql, params)  # with any reads queued to travel along (`read_ahead`)
+    else:
+        pipeline = _can_pipeline()
+        with connection.cursor() as cursor:
+            with pipelined() if pipeline else nullcontext():
+                for statement in prelude if pipeline else ():
+                    cursor.execute(statement)
+                cursor.execute(sql, params)
+            row = cursor.fetchone()
     if row is None:
         return None
     return _instance(model, names, converters, list(row))

@@ -42,6 +42,7 @@ from apps.common.normalize import normalize_code
 from apps.common.queries import (
     GENERIC_PLANS,
     batched_writes,
+    fetch_one,
     insert_objects,
     model_row,
     read_ahead,
@@ -247,17 +248,31 @@ def _cap_failure(campaign, row) -> tuple[str, dict] | None:
     return None
 
 
-def _number_is_live(number: str) -> bool:
+def _number_is_live_query(number: str) -> tuple[str, list]:
     """Whether a live submission holds this number (step 3's early answer; the partial unique
     index decides races). Plain SQL: one indexed probe on every submission."""
     table = connection.ops.quote_name(Invoice._meta.db_table)
     statuses = ", ".join(["%s"] * len(LIVE_INVOICE_STATUSES))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT 1 FROM {table} WHERE number = %s AND status IN ({statuses}) LIMIT 1",  # noqa: S608
-            [number, *[str(s) for s in LIVE_INVOICE_STATUSES]],
-        )
-        return cursor.fetchone() is not None
+    return (
+        f"SELECT 1 FROM {table} WHERE number = %s AND status IN ({statuses}) LIMIT 1",  # noqa: S608
+        [number, *[str(s) for s in LIVE_INVOICE_STATUSES]],
+    )
+
+
+def _verify_unless_live(question: InvoiceQuestion) -> TaxCheck | None:
+    """Steps 3–4: None if a live submission holds the number, else the tax authority's
+    answer. A verifier that reads this database (the registry) reads in the same round trip
+    as the duplicate check; any other is asked only for a number nobody holds (its calls
+    cost a quota)."""
+    verifier = get_tax_verifier()
+    kwargs = {"number": question.number, "issue_date": question.issue_date}
+    if not verifier.local:
+        if fetch_one(*_number_is_live_query(question.number)) is not None:
+            return None
+        return verifier.verify(**kwargs, total=question.total)
+    with read_ahead(*_number_is_live_query(question.number)) as live:
+        check = verifier.verify(**kwargs, total=question.total)
+        return None if live.row() is not None else check
 
 
 def _lock_consumer(consumer_id: int) -> Consumer:
@@ -349,17 +364,17 @@ def _decide_locked(
                 # The caps decide before the risk rules; both are read under the lock, the
                 # caps' count in the same round trip as the risk facts (`read_ahead`).
                 at = invoice.submitted_at
-                caps = read_ahead(*_cap_counts_query(consumer.pk, campaign.pk, at))
-                risk = risk_assess_submission(
-                    consumer=consumer,
-                    record=record,
-                    campaign=campaign,
-                    merchant=merchant,
-                    merchant_known=True,  # looked up above: None means no such merchant
-                    device_hash=invoice.device_hash,
-                    exclude_invoice_id=invoice.pk,
-                )
-                failure = _cap_failure(campaign, caps.row())
+                with read_ahead(*_cap_counts_query(consumer.pk, campaign.pk, at)) as caps:
+                    risk = risk_assess_submission(
+                        consumer=consumer,
+                        record=record,
+                        campaign=campaign,
+                        merchant=merchant,
+                        merchant_known=True,  # looked up above: None means no such merchant
+                        device_hash=invoice.device_hash,
+                        exclude_invoice_id=invoice.pk,
+                    )
+                    failure = _cap_failure(campaign, caps.row())
             if failure is not None:
                 code, detail, risk = *failure, None
             elif risk.action == RiskAction.BLOCK:
@@ -442,12 +457,10 @@ def invoice_submit(
     question = parse_submission(data)
     if data.get("device_id"):
         question = replace(question, device_hash=device_fingerprint(data.get("device_id")))
-    if _number_is_live(question.number):
+    check = _verify_unless_live(question)
+    if check is None:
         rejected = _record_rejection(consumer, question, channel, "invoice.duplicate")
         raise InvoiceRejected("invoice.duplicate", detail={"invoice": str(rejected.uid)})
-    check = get_tax_verifier().verify(
-        number=question.number, issue_date=question.issue_date, total=question.total
-    )
     if check.outcome == TaxOutcome.MISMATCH:
         rejected = _record_rejection(consumer, question, channel, "invoice.mismatch")
         raise InvoiceRejected(

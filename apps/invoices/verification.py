@@ -167,7 +167,10 @@ class TaxVerifier:
 
     `verify` never raises because of the service (that is `unavailable`); it raises
     `ValueError`/`TypeError` only for a malformed question, which is the caller's bug.
+    `local`: the answer is a look-up in this database (no remote call, no quota).
     """
+
+    local = False
 
     def verify(self, *, number: str, issue_date: date, total: Decimal) -> TaxCheck:
         _check_question(number, issue_date, total)
@@ -196,6 +199,8 @@ class RegistryTaxVerifier(TaxVerifier):
 
     The issue date compared is the local date (Asia/Shanghai) of the record's `issued_at`.
     """
+
+    local = True
 
     def _verify(self, *, number: str, issue_date: date, total: Decimal) -> TaxCheck:
         from .models import TaxInvoiceRecord

@@ -461,3 +461,63 @@ def test_a_released_entry_claims_its_draw_and_marks_it_won(campaign):  # noqa: F
     assert instant_draw_for_entry(invoice=held)["tier"] == "20元现金"
     assert InstantDrawResult.objects.filter(invoice=held).count() == 1
     assert InstantAward.objects.filter(invoice=held).count() == 1
+
+
+# read_ahead / fetch_one ----------------------------------------------------------------------
+
+
+def test_a_read_ahead_travels_with_the_next_fetch_one_in_one_pipeline(pipelines):
+    with watched() as statements, queries.read_ahead("SELECT %s::int + 1", [41]) as ahead:
+        assert queries.fetch_one("SELECT %s::text", ["b"]) == ("b",)
+        assert ahead.row() == (42,)
+    assert [piped for _sql, piped in statements.seen] == [True, True]
+    assert len(pipelines) == 1
+    assert queries._pending_reads() == []
+
+
+def test_a_read_ahead_nothing_took_along_is_sent_alone_when_read():
+    with watched() as statements, queries.read_ahead("SELECT %s::int * 2", [21]) as ahead:
+        assert ahead.row() == (42,)
+    assert [piped for _sql, piped in statements.seen] == [False]
+    assert queries._pending_reads() == []
+
+
+def test_an_exception_drops_a_queued_read():
+    with pytest.raises(RuntimeError), queries.read_ahead("SELECT 1"):
+        raise RuntimeError("on the way")
+    assert queries._pending_reads() == []
+    with watched() as statements:
+        assert queries.fetch_one("SELECT 2") == (2,)
+    assert [sql for sql, _piped in statements.seen] == ["SELECT 2"]
+
+
+def test_a_remote_verifier_is_not_asked_about_a_number_already_entered(
+    api,  # noqa: F811
+    consumer,  # noqa: F811
+    campaign,  # noqa: F811
+    make_record,  # noqa: F811
+    monkeypatch,
+):
+    """The duplicate check travels with a local (registry) look-up, but a verifier whose calls
+    cost a quota is asked only about a number nobody holds."""
+    from apps.invoices import services
+    from apps.invoices.verification import RegistryTaxVerifier
+
+    _record, body = make_record()
+    assert submit(api, body, key=fresh_key()).status_code == 201
+    asked = []
+
+    class Remote(RegistryTaxVerifier):
+        local = False
+
+        def _verify(self, **kwargs):
+            asked.append(kwargs["number"])
+            return super()._verify(**kwargs)
+
+    monkeypatch.setattr(services, "get_tax_verifier", lambda **kw: Remote())
+    response = submit(api, body, key=fresh_key())
+    assert response.status_code == 409 and response.json()["code"] == "invoice.duplicate"
+    assert asked == []
+    _record, other = make_record()
+    assert submit(api, other, key=fresh_key()).status_code == 201
+    assert asked == [other["number"]]

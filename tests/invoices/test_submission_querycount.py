@@ -45,7 +45,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 # token). Outside tests the SAVEPOINT/RELEASE pair is the transaction's BEGIN/COMMIT:
 #    1 session (read from the cached copy with Redis: no query), 2 user with its consumer
 #    profile (one join), 3 idempotency claim
-#    (INSERT … ON CONFLICT DO NOTHING), 4 duplicate check, 5 registry record,
+#    (INSERT … ON CONFLICT DO NOTHING), 4 duplicate check and 5 registry record read together,
 #    6 savepoint, 7 generic plans for the transaction (SET LOCAL) and 8 consumer lock, 9 caps
 #    and 10 risk features (apps.risk) read together, 11 invoice INSERT (no savepoint: a lost
 #    race aborts and is recorded anew),
@@ -61,14 +61,15 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 SESSION_QUERIES = 0 if settings.SESSION_ENGINE == "apps.accounts.session_store" else 1
 ACCEPTED_QUERIES = 17 + SESSION_QUERIES
 # Round trips: statements sent together in psycopg's pipeline mode travel in one
-# (`apps.common.queries`): 7–8 (with the transaction's BEGIN outside tests), 9–10 and 16–17.
-ACCEPTED_ROUND_TRIPS = ACCEPTED_QUERIES - 1 - 1 - 1
-# A number already entered: session, user + consumer, idempotency claim, duplicate check, then
-# the rejected attempt kept on record (savepoint, INSERT, fact, participation keys, shared
-# rollups, outbox, history (batched), release) and the idempotency reply. Neither the registry
-# nor the consumer lock is touched.
-DUPLICATE_QUERIES = 12 + SESSION_QUERIES
-DUPLICATE_ROUND_TRIPS = DUPLICATE_QUERIES  # a batch of one is one round trip
+# (`apps.common.queries`): 4–5, 7–8 (with the transaction's BEGIN outside tests), 9–10 and
+# 16–17.
+ACCEPTED_ROUND_TRIPS = ACCEPTED_QUERIES - 4
+# A number already entered: session, user + consumer, idempotency claim, duplicate check (the
+# registry record is read in the same round trip: a local look-up), then the rejected attempt
+# kept on record (savepoint, INSERT, fact, participation keys, shared rollups, outbox, history
+# (batched), release) and the idempotency reply. The consumer lock is not touched.
+DUPLICATE_QUERIES = 13 + SESSION_QUERIES
+DUPLICATE_ROUND_TRIPS = DUPLICATE_QUERIES - 1  # a batch of one is one round trip
 # An accepted submission that wins an instant prize: the accepted path plus the draw's own
 # statements (apps.draws: under the pipeline's own consumer lock and in its transaction (no
 # savepoint), pools and tiers from the cache and fixed odds (no stock or quota read), the
@@ -79,7 +80,7 @@ DUPLICATE_ROUND_TRIPS = DUPLICATE_QUERIES  # a batch of one is one round trip
 # configuration cache), and the award's rollup (fact, cell; its outbox event shares the
 # invoice's INSERT).
 INSTANT_WIN_QUERIES = 30 + SESSION_QUERIES
-INSTANT_WIN_ROUND_TRIPS = INSTANT_WIN_QUERIES - 1 - 1 - 2  # + the draw record in the batch
+INSTANT_WIN_ROUND_TRIPS = INSTANT_WIN_QUERIES - 5  # the accepted path's and the draw record
 
 
 class RoundTrips:

@@ -71,20 +71,20 @@ INLINE_AWARD_ROLLUP_STATEMENTS = 2
 # Queued, all of them are one `INSERT INTO reporting_rollupchange` (every id of the deferred
 # batch in it: the invoice's, and on an instant win the award's too).
 QUEUE_INSERT = 1
-# Accepted: 13 + session (16 - 4 + 1) — 1 user + consumer, 2 idempotency claim, 3 duplicate
-# check, 4 registry, 5 savepoint, 6 consumer lock, 7 caps, 8 risk features, 9 invoice INSERT,
-# 10 history, 11 *the queue INSERT* (where fact, participation keys, shared rollups and outbox
-# were), 12 release, 13 idempotency reply.
+# Accepted: 14 + session (17 - 4 + 1) — 1 user + consumer, 2 idempotency claim, 3 duplicate
+# check with 4 registry, 5 savepoint, 6 generic plans with 7 consumer lock, 8 caps with 9 risk
+# features, 10 invoice INSERT, then batched: 11 history, 12 *the queue INSERT* (where fact,
+# participation keys, shared rollups and outbox were), 13 idempotency reply; 14 release.
 QUEUED_ACCEPTED_QUERIES = ACCEPTED_QUERIES - INLINE_ROLLUP_STATEMENTS + QUEUE_INSERT
-# Rejected duplicate: 9 + session (12 - 4 + 1) — 1 user + consumer, 2 idempotency claim,
-# 3 duplicate check, 4 savepoint, 5 INSERT, 6 history, 7 *the queue INSERT*, 8 release,
-# 9 idempotency reply.
+# Rejected duplicate: 10 + session (13 - 4 + 1) — 1 user + consumer, 2 idempotency claim,
+# 3 duplicate check with 4 registry, 5 savepoint, 6 INSERT, batched: 7 history, 8 *the queue
+# INSERT*; 9 release, 10 idempotency reply.
 QUEUED_DUPLICATE_QUERIES = DUPLICATE_QUERIES - INLINE_ROLLUP_STATEMENTS + QUEUE_INSERT
-# Instant win: 25 + session (30 - 4 - 2 + 1) — the accepted path's 13 and the draw's and the
-# prize's 12 (result claim, win savepoint, stock and quota UPDATEs, instant award, award,
-# award history, ledger reserve INSERT and two balance UPDATEs, savepoint release, result
-# marked won), without the award's fact and cell: the award's id rides in the invoice's
-# queue INSERT.
+# Instant win: 25 + session (30 - 4 - 2 + 1) — the accepted path's 14 and the draw's and the
+# prize's 11 (win savepoint, stock and quota UPDATEs, instant award, award, award history,
+# ledger reserve INSERT and two balance UPDATEs, savepoint release, the new entry's draw
+# record with its outcome, batched), without the award's fact and cell: the award's id rides
+# in the invoice's queue INSERT.
 QUEUED_INSTANT_WIN_QUERIES = (
     INSTANT_WIN_QUERIES - INLINE_ROLLUP_STATEMENTS - INLINE_AWARD_ROLLUP_STATEMENTS + QUEUE_INSERT
 )
