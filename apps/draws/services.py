@@ -36,7 +36,7 @@ from apps.accounts.models import Consumer
 from apps.audit.models import AuditCategory, AuditOutcome
 from apps.audit.services import audit_record
 from apps.common.exceptions import InvalidTransition
-from apps.common.queries import insert_objects, write_later
+from apps.common.queries import batched_writes, insert_objects, write_later
 from apps.common.states import check_transition
 from apps.invoices.caching import PREFIX as CONFIG_PREFIX
 from apps.invoices.caching import generation_bump, read_through
@@ -1382,8 +1382,11 @@ def _instant_win(pools, all_tiers, invoice, day, now) -> InstantAward | None:
         payable_after = now + timedelta(days=pool.delay_days)
     try:
         # Stock, quota, the win and its reservation in the prize fund: all or nothing, so
-        # a fund that cannot cover the prize means "not this time", never an overspend.
-        with transaction.atomic():
+        # a fund that cannot cover the prize means "not this time", never an overspend. The
+        # award's history, its ledger entry and its coupon go together in one round trip
+        # before the savepoint's release (`batched_writes`); the stock, quota and balance
+        # UPDATEs, which decide, run at once.
+        with transaction.atomic(), batched_writes():
             if not _instant_take(candidate, day):
                 raise _NoStock
             award = InstantAward(

@@ -76,7 +76,10 @@ def ledger_move(
     this transaction), so it is not looked up first; `savepoint=False` — the caller's own
     savepoint undoes the movement on any error (a failure leaves the transaction to be rolled
     back, so a duplicate key is not told apart: it is raised); `account_ids` — the fund's
-    {kind: account id} (`apps.prizes.caching`), instead of reading the two accounts.
+    {kind: account id} (`apps.prizes.caching`), instead of reading the two accounts. With
+    `new_key` inside `apps.common.queries.batched_writes()`, the entry's INSERT goes with the
+    batch and the returned entry has no id (the balance UPDATEs, which refuse an overdraft,
+    run at once).
     """
     amount = _check_amount(amount)
     if not new_key and LedgerEntry.objects.filter(key=key).exists():
@@ -99,7 +102,7 @@ def ledger_move(
                 memo=memo[:300],
                 actor=actor if getattr(actor, "is_authenticated", False) else None,
             )
-            insert_objects([entry])
+            insert_objects([entry], later=new_key)
             # Lock order by id keeps two movements between the same accounts deadlock-free.
             # Plain statements: this runs on every instant win.
             table = connection.ops.quote_name(LedgerAccount._meta.db_table)

@@ -136,7 +136,8 @@ def _award_history(award: Award, before: str, after: str, reason: str, actor) ->
                 reason=reason[:300],
                 actor=_user(actor),
             )
-        ]
+        ],
+        later=True,  # with the transaction's batched writes, if it has them
     )
     award_changed(award)  # rollups + government-app outbox, in this transaction
 
@@ -272,7 +273,7 @@ def award_create_for_instant(*, instant_award, valid_days: int | None = None) ->
             valid_from=now,
             valid_until=now + timedelta(days=days),
         )
-        insert_objects([coupon])
+        insert_objects([coupon], later=True)  # with the draw's batched writes
     return award
 
 

@@ -76,11 +76,13 @@ DUPLICATE_ROUND_TRIPS = DUPLICATE_QUERIES - 1  # a batch of one is one round tri
 # win's savepoint around the stock and quota UPDATEs, award; the new entry's draw record is
 # written once, batched, with its outcome) and the prize's (apps.prizes: award, its history,
 # the ledger reserve — one INSERT and two balance UPDATEs, no look-up of its key, no
-# savepoint of its own; fund, policy and the fund's account ids come from the prize
-# configuration cache), and the award's rollup (fact, cell; its outbox event shares the
-# invoice's INSERT).
+# savepoint of its own; the history and the ledger INSERT batched before the win's release;
+# fund, policy and the fund's account ids come from the prize configuration cache), and the
+# award's rollup (fact, cell; its outbox event shares the invoice's INSERT).
 INSTANT_WIN_QUERIES = 30 + SESSION_QUERIES
-INSTANT_WIN_ROUND_TRIPS = INSTANT_WIN_QUERIES - 5  # the accepted path's and the draw record
+# Round trips: the accepted path's four pipelines (the draw record joins its batch) and the
+# win's own batch (the award's history and its ledger entry; a coupon's row would join them).
+INSTANT_WIN_ROUND_TRIPS = INSTANT_WIN_QUERIES - 5 - 1
 
 
 class RoundTrips:
