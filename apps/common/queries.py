@@ -3,7 +3,7 @@ and fewer round trips to the database where each costs more than the statement i
 
 On the development machine a round trip to PostgreSQL costs about half a millisecond of CPU
 under load (the client's and the server's system calls and wake-ups), more than most of the
-submission path's statements take to run (docs/benchmarks.md, issue 11). Two tools here send
+submission path's statements take to run (docs/benchmarks.md, issue 11). Three tools here send
 several statements in one round trip with psycopg's pipeline mode:
 
 - `model_row(…, prelude=[…])`: statements sent with a read (and the transaction's `BEGIN`);
