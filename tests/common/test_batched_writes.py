@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import itertools
 from contextlib import contextmanager
-from datetime import timedelta
-from decimal import Decimal
 
 import psycopg
 import pytest
 from django.db import IntegrityError, connection, transaction
-from django.utils import timezone
 
 from apps.accounts.models import Consumer
 from apps.common import queries
@@ -27,18 +24,13 @@ from apps.common.queries import (
     pipelined,
     write_later,
 )
-from apps.draws.choices import InstantPrizeKind, OddsMode
 from apps.draws.models import (
     InstantAward,
-    InstantDailyQuota,
     InstantDrawResult,
-    InstantPool,
-    InstantTier,
 )
 from apps.invoices.choices import InvoiceStatus
 from apps.invoices.models import Invoice
 from apps.invoices.services import invoice_review
-from apps.prizes.services import policy_for
 from apps.reporting.models import RollupChange
 from tests.common.test_hot_queries import (
     BUYER,
@@ -51,12 +43,12 @@ from tests.factories.core import (
     ConsumerFactory,
     InvoiceFactory,
     UserFactory,
-    funded_default_fund,
     make_invoice_number,
 )
 
 # The intake's fixtures, for the tests that submit through the API.
 from tests.invoices.conftest import api, campaign, consumer, make_record, submit  # noqa: F401
+from tests.invoices.test_submission_querycount import instant_pool
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -312,31 +304,6 @@ def test_pipelined_is_a_no_op_elsewhere_than_postgresql(monkeypatch):
 
 def fresh_key() -> str:
     return f"batched-{next(_keys):08d}"
-
-
-def instant_pool(campaign, *, probability="1", remaining=10):  # noqa: F811
-    funded_default_fund(campaign, Decimal("1000.00"))
-    now = timezone.now()
-    pool = InstantPool.objects.create(
-        campaign=campaign,
-        name="郑州即时奖池",
-        odds_mode=OddsMode.FIXED,
-        active_from=now - timedelta(days=1),
-        active_until=now + timedelta(days=1),
-        max_wins_per_consumer=None,
-    )
-    tier = InstantTier.objects.create(
-        pool=pool,
-        name="20元现金",
-        kind=InstantPrizeKind.CASH,
-        face_value=Decimal("20.00"),
-        total_quantity=10,
-        remaining=remaining,
-        probability=Decimal(probability),
-    )
-    InstantDailyQuota.objects.create(tier=tier, day=timezone.localdate(), quota=10)
-    policy_for(campaign.pk)  # a running campaign has its prize policy (the admin makes it)
-    return tier
 
 
 def test_an_accepted_submission_stores_its_reply_in_the_decision_transaction(

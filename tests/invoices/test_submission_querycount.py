@@ -175,6 +175,11 @@ def test_a_rejected_duplicate_makes_a_pinned_number_of_queries(
 
 @pytest.fixture
 def sure_win(campaign):
+    return instant_pool(campaign)
+
+
+def instant_pool(campaign, *, probability="1", remaining=10):
+    """A funded campaign's instant pool with one 20-yuan cash tier of 10, open today."""
     funded_default_fund(campaign, Decimal("1000.00"))
     now = timezone.now()
     pool = InstantPool.objects.create(
@@ -191,8 +196,8 @@ def sure_win(campaign):
         kind=InstantPrizeKind.CASH,
         face_value=Decimal("20.00"),
         total_quantity=10,
-        remaining=10,
-        probability=Decimal("1"),
+        remaining=remaining,
+        probability=Decimal(probability),
     )
     InstantDailyQuota.objects.create(tier=tier, day=timezone.localdate(), quota=10)
     policy_for(campaign.pk)  # a running campaign has its prize policy (the admin makes it)
