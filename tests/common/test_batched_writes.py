@@ -48,7 +48,11 @@ from tests.factories.core import (
 
 # The intake's fixtures, for the tests that submit through the API.
 from tests.invoices.conftest import api, campaign, consumer, make_record, submit  # noqa: F401
-from tests.invoices.test_submission_querycount import instant_pool
+from tests.invoices.test_submission_querycount import (
+    RoundTrips,
+    counted_round_trips,
+    instant_pool,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -60,30 +64,8 @@ _subjects = itertools.count(1)
 _keys = itertools.count(1)
 
 
-class Statements:
-    """Every statement run in a block, with whether it was sent in psycopg's pipeline mode."""
-
-    def __init__(self):
-        self.seen: list[tuple[str, bool]] = []
-
-    def __call__(self, execute, sql, params, many, context):
-        pgconn = getattr(connection.connection, "pgconn", None)
-        self.seen.append((sql, bool(pgconn is not None and pgconn.pipeline_status)))
-        return execute(sql, params, many, context)
-
-    def matching(self, *needles: str) -> list[tuple[int, str, bool]]:
-        return [
-            (i, sql, piped)
-            for i, (sql, piped) in enumerate(self.seen)
-            if all(n in sql for n in needles)
-        ]
-
-
-@contextmanager
-def watched():
-    statements = Statements()
-    with connection.execute_wrapper(statements):
-        yield statements
+# Every statement of a block, with whether it was sent in psycopg's pipeline mode.
+watched = counted_round_trips
 
 
 @pytest.fixture
@@ -116,7 +98,7 @@ def rows() -> list[int]:
     )
 
 
-def mine(statements: Statements) -> list[tuple[int, str, bool]]:
+def mine(statements: RoundTrips) -> list[tuple[int, str, bool]]:
     return statements.matching(f"INSERT INTO {ROLLUP_TABLE}")
 
 

@@ -103,6 +103,19 @@ class RoundTrips:
         pipelines = {id(p): p for _sql, p in self.statements if p is not None}
         return sum(1 for _sql, p in self.statements if p is None) + len(pipelines)
 
+    @property
+    def seen(self) -> list[tuple[str, bool]]:
+        """(sql, sent in a pipeline) per statement."""
+        return [(sql, p is not None) for sql, p in self.statements]
+
+    def matching(self, *needles: str) -> list[tuple[int, str, bool]]:
+        """(index, sql, sent in a pipeline) of the statements containing every needle."""
+        return [
+            (i, sql, piped)
+            for i, (sql, piped) in enumerate(self.seen)
+            if all(n in sql for n in needles)
+        ]
+
 
 @contextmanager
 def counted_round_trips():

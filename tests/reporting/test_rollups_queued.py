@@ -125,6 +125,18 @@ def last_event_id() -> int:
     return OutboxEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
 
 
+def submit_queued(settings, consumer, make_record, django_assert_num_queries, queries):
+    """Switch to queued rollups and submit a fresh invoice as `consumer`, in `queries`
+    statements; the 201 response and the body sent."""
+    settings.REPORTING_ROLLUPS_QUEUED = True
+    client = signed_in(consumer)
+    _record, body = make_record()
+    with django_assert_num_queries(queries):
+        response = submit(client, body)
+    assert response.status_code == 201, response.content
+    return response, body
+
+
 # --- 1. query counts through the API ------------------------------------------------------------
 
 
@@ -144,12 +156,9 @@ def test_a_queued_accepted_submission_makes_a_pinned_number_of_queries(
     assert (cell.submitted, cell.accepted, cell.participants, cell.version) == (1, 1, 1, 1)
     before = last_event_id()
 
-    settings.REPORTING_ROLLUPS_QUEUED = True
-    client = signed_in(consumer)
-    _record, body = make_record()
-    with django_assert_num_queries(QUEUED_ACCEPTED_QUERIES):
-        response = submit(client, body)
-    assert response.status_code == 201, response.content
+    response, body = submit_queued(
+        settings, consumer, make_record, django_assert_num_queries, QUEUED_ACCEPTED_QUERIES
+    )
     assert response.json()["invoice"]["status"] == "accepted"
     invoice = Invoice.objects.get(number=body["number"])
     # Nothing counted yet: no fact, the cell as it was, no event; the id is queued.
@@ -210,12 +219,9 @@ def test_a_queued_instant_win_makes_a_pinned_number_of_queries(
     awards = AwardRollup.objects.get()
     assert (awards.awarded, awards.version) == (1, 1)
 
-    settings.REPORTING_ROLLUPS_QUEUED = True
-    client = signed_in(consumer)
-    _record, body = make_record()
-    with django_assert_num_queries(QUEUED_INSTANT_WIN_QUERIES):
-        response = submit(client, body)
-    assert response.status_code == 201, response.content
+    response, body = submit_queued(
+        settings, consumer, make_record, django_assert_num_queries, QUEUED_INSTANT_WIN_QUERIES
+    )
     assert response.json()["instant_prize"]["tier"] == "20元现金"
     invoice = Invoice.objects.get(number=body["number"])
     award = Award.objects.get(invoice=invoice)
