@@ -521,7 +521,9 @@ class CpuMeter:
                 continue
             name = text[text.index("(") + 1 : text.rindex(")")]
             fields = text[text.rindex(")") + 2 :].split()
-            seconds = (int(fields[11]) + int(fields[12])) / self.tick
+            # Own time and that of reaped children: a worker that exits (gunicorn recycles
+            # them, PostgreSQL's backends end) stays counted in its parent's.
+            seconds = sum(int(x) for x in fields[11:15]) / self.tick
             group = self.groups.get(int(fields[2]))
             if group is None:
                 group = {"postgres": "postgres", "redis-server": "redis"}.get(name)

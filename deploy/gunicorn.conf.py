@@ -17,9 +17,11 @@ graceful_timeout = 30
 keepalive = 5
 # Recycle workers now and then (bounded memory growth), staggered so they never all restart.
 # Not too often: a new worker starts Django (about a second of CPU) and its caches and
-# database connections cold, and answers nothing meanwhile — at a few hundred requests a
-# second, 2,000 requests meant a restart somewhere every few seconds.
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
+# database connections cold, answers nothing meanwhile and closes its clients' keep-alive
+# connections — at a few hundred requests a second, 2,000 requests meant a restart somewhere
+# every few seconds, and 20,000 one every two minutes, each a latency spike of about a
+# second for the requests queued behind it (issue 11's bench saw one in a 30-second window).
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "100000"))
 max_requests_jitter = max_requests // 10
 # nginx on the same machine is the only client; trust its X-Forwarded-* headers.
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -29,7 +29,7 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from .exceptions import DomainError
 from .models import IdempotencyRecord
-from .queries import write_later
+from .queries import fetch_one, read_ahead, write_later
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
 _local = threading.local()  # the claimed record of the request this thread is answering
@@ -44,9 +44,10 @@ def _fingerprint(request) -> str:
     return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
 
 
-def _claim(user, key: str, fingerprint: str) -> IdempotencyRecord | None:
-    """Insert the in-progress row; None if (user, key) already has one. One statement
-    (`ON CONFLICT DO NOTHING`), no savepoint: this runs on every submission."""
+def _claim_query(user, key: str, fingerprint: str) -> tuple[IdempotencyRecord, str, list]:
+    """The in-progress record and the statement that claims it: one `INSERT … ON CONFLICT DO
+    NOTHING RETURNING id` (no savepoint: this runs on every submission), whose row is None if
+    (user, key) already has a record."""
     record = IdempotencyRecord(
         user=user,
         key=key,
@@ -56,25 +57,60 @@ def _claim(user, key: str, fingerprint: str) -> IdempotencyRecord | None:
     )
     q = connection.ops.quote_name
     table, key_column = q(IdempotencyRecord._meta.db_table), q("key")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (user_id, {key_column}, fingerprint, state, created_at) "  # noqa: S608
-            f"VALUES (%s, %s, %s, %s, %s) ON CONFLICT (user_id, {key_column}) DO NOTHING "
-            "RETURNING id",
-            [
-                user.pk,
-                key,
-                fingerprint,
-                record.state,
-                connection.ops.adapt_datetimefield_value(record.created_at),
-            ],
-        )
-        row = cursor.fetchone()
+    sql = (
+        f"INSERT INTO {table} (user_id, {key_column}, fingerprint, state, created_at) "  # noqa: S608
+        f"VALUES (%s, %s, %s, %s, %s) ON CONFLICT (user_id, {key_column}) DO NOTHING "
+        "RETURNING id"
+    )
+    params = [
+        user.pk,
+        key,
+        fingerprint,
+        record.state,
+        connection.ops.adapt_datetimefield_value(record.created_at),
+    ]
+    return record, sql, params
+
+
+def _claimed(record: IdempotencyRecord, row) -> IdempotencyRecord:
     if row is None:
-        return None
+        raise _KeyTaken
     record.pk = row[0]
     record._state.adding = False
     return record
+
+
+class _KeyTaken(Exception):
+    """The key already has a record (an earlier or a concurrent request with it)."""
+
+
+class _ClaimWithFirstRead:
+    """The claim of `idempotent(claim_with_first_read=True)`: queued (`read_ahead`) to travel
+    with the view's first `fetch_one` — one round trip fewer — and sent alone before any other
+    statement the view makes (an execute wrapper), or at the end if the view made none. Either
+    way it is settled before the view's work is used: a taken key raises `_KeyTaken` from the
+    statement that carried it."""
+
+    def __init__(self, user, key: str, fingerprint: str):
+        self.record, sql, params = _claim_query(user, key, fingerprint)
+        self.ahead = read_ahead(sql, params, then=lambda row: _claimed(self.record, row))
+        connection.execute_wrappers.append(self)
+
+    def __call__(self, execute, sql, params, many, context):
+        if self.ahead.queued:
+            self.ahead.row()  # sent alone, before the statement (which may be a write)
+        return execute(sql, params, many, context)
+
+    def settle(self) -> IdempotencyRecord:
+        self.ahead.row()
+        if self.record.pk is None:  # the key was taken, whatever caught the error on the way
+            raise _KeyTaken
+        return self.record
+
+    def close(self) -> None:
+        self.ahead.discard()
+        if self in connection.execute_wrappers:
+            connection.execute_wrappers.remove(self)
 
 
 def _reply_update(record: IdempotencyRecord, status: int, data) -> tuple[str, list]:
@@ -112,14 +148,41 @@ def store_reply_in_transaction(status: int, data) -> None:
     later, so this transaction rolls back) is stored by the decorator as usual. Outside an
     idempotent request or a transaction, nothing happens."""
     record = getattr(_local, "record", None)
-    if record is None or not connection.in_atomic_block:
+    if record is None or record.pk is None or not connection.in_atomic_block:
         return
     write_later(*_reply_update(record, status, data))
     record._stored_reply = (status, data)
 
 
-def idempotent(*, required: bool = True):
-    """Decorate a DRF view method (POST) so a repeated key replays the first reply."""
+def _existing_reply(user, key: str, fingerprint: str) -> Response:
+    """The answer to a key that already has a record: its stored reply, 409 while the first
+    request runs, 422 for a different body."""
+    existing = IdempotencyRecord.objects.get(user=user, key=key)
+    if existing.fingerprint != fingerprint:
+        raise IdempotencyError(
+            "idempotency.key_reused",
+            _("This Idempotency-Key was used for a different request."),
+            status_code=422,
+        )
+    if existing.state != IdempotencyRecord.State.COMPLETED:
+        raise IdempotencyError(
+            "idempotency.in_progress",
+            _("The first request with this Idempotency-Key is still running."),
+            status_code=409,
+        )
+    response = Response(existing.response_body, status=existing.response_status)
+    response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def idempotent(*, required: bool = True, claim_with_first_read: bool = False):
+    """Decorate a DRF view method (POST) so a repeated key replays the first reply.
+
+    `claim_with_first_read`: the key's claim travels with the view's first read through
+    `apps.common.queries` (`fetch_one`, `model_row`) instead of in a round trip of its own
+    before the view runs (`_ClaimWithFirstRead`). Only for a view that makes that read outside
+    any transaction, so that the claim commits on its own, before the view's work, as the
+    plain claim does (a concurrent retry sees it and gets 409): the invoice submission."""
 
     def decorator(view_method):
         @functools.wraps(view_method)
@@ -138,35 +201,22 @@ def idempotent(*, required: bool = True):
                     _("The Idempotency-Key must be 8 to 128 letters, digits or - _ . :"),
                 )
             fingerprint = _fingerprint(request)
-            record = _claim(request.user, key, fingerprint)
-            if record is None:
-                existing = IdempotencyRecord.objects.get(user=request.user, key=key)
-                if existing.fingerprint != fingerprint:
-                    raise IdempotencyError(
-                        "idempotency.key_reused",
-                        _("This Idempotency-Key was used for a different request."),
-                        status_code=422,
-                    ) from None
-                if existing.state != IdempotencyRecord.State.COMPLETED:
-                    raise IdempotencyError(
-                        "idempotency.in_progress",
-                        _("The first request with this Idempotency-Key is still running."),
-                        status_code=409,
-                    ) from None
-                response = Response(existing.response_body, status=existing.response_status)
-                response["Idempotent-Replayed"] = "true"
-                return response
-            _local.record = record
+            claim = None
             try:
-                response = view_method(self, request, *args, **kwargs)
-            except Exception as exc:
-                handled = self.handle_exception(exc)
-                if handled.status_code >= 500:
-                    record.delete()  # let the client retry a server fault with the same key
-                    raise
-                response = handled
+                if claim_with_first_read:
+                    claim = _ClaimWithFirstRead(request.user, key, fingerprint)
+                    record = claim.record
+                else:
+                    record, sql, params = _claim_query(request.user, key, fingerprint)
+                    _claimed(record, fetch_one(sql, params))
+                response = _answer(self, request, view_method, record, args, kwargs)
+                if claim is not None:
+                    claim.settle()  # a view that made no statement: the claim goes now
+            except _KeyTaken:
+                return _existing_reply(request.user, key, fingerprint)
             finally:
-                _local.record = None
+                if claim is not None:
+                    claim.close()
             stored = getattr(record, "_stored_reply", None)
             if (
                 stored is None
@@ -179,6 +229,35 @@ def idempotent(*, required: bool = True):
         return wrapper
 
     return decorator
+
+
+def _forget(record: IdempotencyRecord) -> None:
+    if record.pk is not None:
+        record.delete()
+
+
+def _answer(view, request, view_method, record: IdempotencyRecord, args, kwargs):
+    """The view's reply (an error it raises, as DRF answers it), the claimed `record` being
+    this thread's for `store_reply_in_transaction`. A server fault drops the record, so the
+    client may retry it with the same key."""
+    _local.record = record
+    try:
+        return view_method(view, request, *args, **kwargs)
+    except _KeyTaken:
+        raise
+    except Exception as exc:
+        try:
+            # DRF answers its own exceptions and raises any other (a server fault) again.
+            handled = view.handle_exception(exc)
+        except Exception:
+            _forget(record)
+            raise
+        if handled.status_code >= 500:
+            _forget(record)
+            raise
+        return handled
+    finally:
+        _local.record = None
 
 
 def purge_expired_idempotency_records() -> int:

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from functools import lru_cache
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 # A prelude for a transaction of by-key statements only: PostgreSQL plans each prepared
 # statement as a generic plan, once per connection, instead of re-planning it with every
@@ -32,11 +32,18 @@ GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
 _local = threading.local()
 
 
-def _can_pipeline() -> bool:
-    if connection.vendor != "postgresql":
+def _db():
+    """The default database's connection object itself. Every attribute read on `connection`
+    (a proxy) looks the connection up again, which cost more than anything else here."""
+    return connections[DEFAULT_DB_ALIAS]
+
+
+def _can_pipeline(db=None) -> bool:
+    db = db or _db()
+    if db.vendor != "postgresql":
         return False
-    connection.ensure_connection()
-    return hasattr(connection.connection, "pipeline")
+    db.ensure_connection()
+    return hasattr(db.connection, "pipeline")
 
 
 @contextmanager
@@ -47,11 +54,42 @@ def pipelined():
     block (reading inside waits at once). A failing statement raises on leaving, as Django's
     exception (`IntegrityError` …). Elsewhere than PostgreSQL a no-op. For plain statements
     only: the ORM reads an UPDATE's row count at once, which pipeline mode does not have yet."""
-    if not _can_pipeline():
+    db = _db()
+    if not _can_pipeline(db):
         yield
         return
-    with connection.wrap_database_errors, connection.connection.pipeline():
+    raw = db.connection
+    with db.wrap_database_errors, raw.pipeline():
+        if _begin_pending(raw):
+            _send_begin(db, raw)
         yield
+
+
+def _begin_pending(raw) -> bool:
+    """Django has opened a transaction (`atomic`) that psycopg has not begun on the server."""
+    from psycopg.pq import TransactionStatus
+
+    return (
+        not raw.autocommit
+        and raw.pgconn.transaction_status == TransactionStatus.IDLE
+        and hasattr(raw, "_autocommit")
+        and hasattr(raw, "_get_tx_start_command")
+    )
+
+
+def _send_begin(db, raw) -> None:
+    """Queue the transaction's `BEGIN` (with the connection's isolation level, as psycopg
+    words it) as the pipeline's first statement. Left to itself, psycopg sends `BEGIN` with a
+    sync of its own and waits for the answer before the first statement: a round trip of its
+    own (psycopg 3.3, `_start_query`). Marked autocommit for that one statement, psycopg adds
+    no `BEGIN`; after it the server's transaction is open and psycopg sees it as such."""
+    begin = raw._get_tx_start_command().decode()
+    raw._autocommit = True
+    try:
+        with db.cursor() as cursor:
+            cursor.execute(begin)
+    finally:
+        raw._autocommit = False
 
 
 class _Batch(list):
@@ -60,31 +98,44 @@ class _Batch(list):
         self.depth = depth
 
 
-def _savepoints() -> int:
+def _savepoints(db=None) -> int:
     """Savepoints open on the connection (`atomic(savepoint=False)` blocks open none: their
     failure rolls back the enclosing one)."""
-    return sum(1 for sid in connection.savepoint_ids if sid is not None)
+    return sum(1 for sid in (db or _db()).savepoint_ids if sid is not None)
 
 
-def _open_batch() -> _Batch | None:
+def _open_batch(db=None) -> _Batch | None:
     stack = getattr(_local, "batches", None)
-    if not stack or not connection.in_atomic_block:
+    if not stack:
+        return None
+    db = db or _db()
+    if not db.in_atomic_block:
         return None
     batch = stack[-1]
     # A statement made inside a savepoint opened after the batch must be undone with that
     # savepoint: it runs at once.
-    return batch if _savepoints() == batch.depth else None
+    return batch if _savepoints(db) == batch.depth else None
 
 
 @contextmanager
-def batched_writes():
+def batched_writes(*, commit: bool = False):
     """Collect the `write_later` statements made in this block (at this block's savepoint
     level) and send them together when it ends without an exception: one round trip on
     PostgreSQL. Open it inside the transaction the writes belong to, e.g. `with
     transaction.atomic(), batched_writes():`; an exception drops the batch with the
-    transaction. Outside a batch, `write_later` runs its statement at once."""
+    transaction. Outside a batch, `write_later` runs its statement at once.
+
+    `commit=True`: the batch is the last thing its transaction does (`with
+    transaction.atomic(), batched_writes(commit=True):` and nothing after the block inside the
+    `atomic`), so its `COMMIT` travels in the same round trip; the `atomic` then finds the
+    transaction committed (psycopg sends no second `COMMIT`) and runs its `on_commit` hooks as
+    usual. Only where the `atomic` is the outermost one (no savepoint): inside another
+    transaction — a test's, say — the batch is sent alone and the `atomic` commits as usual. A
+    failing `COMMIT` (a deferred constraint) raises here, as Django's exception, and the
+    `atomic` rolls back."""
+    db = _db()
     stack = _local.__dict__.setdefault("batches", [])
-    batch = _Batch(_savepoints())
+    batch = _Batch(_savepoints(db))
     stack.append(batch)
     try:
         yield batch
@@ -92,28 +143,48 @@ def batched_writes():
         stack.pop()
     # Reached only without an exception; a transaction already marked for rollback (an error
     # caught inside `atomic(savepoint=False)`) writes nothing more.
-    if batch and not connection.needs_rollback:
-        with pipelined(), connection.cursor() as cursor:
+    if batch and not db.needs_rollback:
+        commit = commit and _outermost_transaction(db) and _can_pipeline(db)
+        with pipelined(), db.cursor() as cursor:
             for sql, params in batch:
                 cursor.execute(sql, params)
+            if commit:
+                cursor.execute("COMMIT")
+
+
+def _outermost_transaction(db) -> bool:
+    """In one `atomic` block that opened the transaction itself (not a savepoint in another)."""
+    return (
+        db.in_atomic_block
+        and len(db.atomic_blocks) == 1
+        and not db.savepoint_ids
+        and db.commit_on_exit
+    )
 
 
 class Ahead:
     """A one-row read queued by `read_ahead`; `row()` gives its row. Use it as a context
     manager: leaving the block drops it if nothing took it along (an exception on the way)."""
 
-    def __init__(self, sql: str, params):
-        self.sql, self.params = sql, params
-        self._cursor = None
+    _unsent = object()
+
+    def __init__(self, sql: str, params, prelude: Sequence[str] = (), then=None):
+        self.sql, self.params, self.prelude, self.then = sql, params, tuple(prelude), then
+        self._row = self._unsent
+
+    @property
+    def sent(self) -> bool:
+        return self._row is not self._unsent
+
+    @property
+    def queued(self) -> bool:
+        """Waiting for a round trip to take it along."""
+        return self in _pending_reads()
 
     def row(self):
-        if self._cursor is None:  # nothing took it along: sent alone
-            self.discard()
-            return fetch_one(self.sql, self.params)
-        try:
-            return self._cursor.fetchone()
-        finally:
-            self._cursor.close()
+        if not self.sent:  # nothing took it along: sent now, with any reads queued before it
+            _send(self)
+        return self._row
 
     def discard(self) -> None:
         pending = _pending_reads()
@@ -125,51 +196,78 @@ class Ahead:
 
     def __exit__(self, *exc):
         self.discard()
-        if self._cursor is not None:
-            self._cursor.close()
 
 
 def _pending_reads() -> list[Ahead]:
     return _local.__dict__.setdefault("reads", [])
 
 
-def read_ahead(sql: str, params: Sequence | dict = ()) -> Ahead:
+def read_ahead(
+    sql: str, params: Sequence | dict = (), *, prelude: Sequence[str] = (), then=None
+) -> Ahead:
     """Queue a one-row read to travel with the next `fetch_one` (or `model_row`) of this
-    thread: one round trip for both on PostgreSQL. `.row()` reads it, sending it alone if
+    thread: one round trip for all of them on PostgreSQL, in the order queued, the one that
+    takes them along last. `.row()` reads it, sending it (with the reads queued before it) if
     nothing took it along. For reads that may run in either order; use it as a context
-    manager (`with read_ahead(…) as ahead:`) so that an exception never leaves it queued."""
-    ahead = Ahead(sql, params)
+    manager (`with read_ahead(…) as ahead:`) so that an exception never leaves it queued.
+
+    `prelude`: statements without parameters sent before all the round trip's reads (e.g.
+    `GENERIC_PLANS`; on PostgreSQL only). `then(row)`: called as soon as the round trip that
+    carried the read is back, before whatever took it along returns — an exception it raises
+    stops that caller (a claim that must hold before its result is used)."""
+    ahead = Ahead(sql, params, prelude, then)
     _pending_reads().append(ahead)
     return ahead
 
 
 def fetch_one(sql: str, params: Sequence | dict = ()):
     """The first row of a read, sent together with the reads queued by `read_ahead`."""
+    return _send(Ahead(sql, params))
+
+
+def _send(last: Ahead):
+    """Send the queued reads and `last` in one round trip (their preludes first), give each
+    its row, run their `then` callbacks in order, and return `last`'s row."""
     pending = _pending_reads()
-    taken = list(pending)
+    reads = [ahead for ahead in pending if ahead is not last]
     pending.clear()
-    if not taken:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchone()
-    cursors = [connection.cursor() for _ in taken]
-    with connection.cursor() as cursor:
-        with pipelined():
-            for ahead, ahead_cursor in zip(taken, cursors, strict=True):
-                ahead_cursor.execute(ahead.sql, ahead.params)
-                ahead._cursor = ahead_cursor
-            cursor.execute(sql, params)
-        return cursor.fetchone()
+    reads.append(last)
+    db = _db()
+    prelude = [statement for ahead in reads for statement in ahead.prelude]
+    if prelude and not _can_pipeline(db):
+        prelude = []  # elsewhere than PostgreSQL preludes are not run
+    if len(reads) == 1 and not prelude:
+        with db.cursor() as cursor:
+            cursor.execute(last.sql, last.params)
+            last._row = cursor.fetchone()
+    else:
+        cursors = [db.cursor() for _ in reads]
+        try:
+            with pipelined():
+                for statement in prelude:
+                    cursors[0].execute(statement)
+                for ahead, cursor in zip(reads, cursors, strict=True):
+                    cursor.execute(ahead.sql, ahead.params)
+            for ahead, cursor in zip(reads, cursors, strict=True):
+                ahead._row = cursor.fetchone()
+        finally:
+            for cursor in cursors:
+                cursor.close()
+    for ahead in reads:
+        if ahead.then is not None:
+            ahead.then(ahead._row)
+    return last._row
 
 
 def write_later(sql: str, params: Sequence = ()) -> None:
     """Run a write whose result nobody reads (no rows, no row count) with the open batch of
     `batched_writes()`, or now if there is none."""
-    batch = _open_batch()
+    db = _db()
+    batch = _open_batch(db)
     if batch is not None:
         batch.append((sql, list(params)))
         return
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(sql, params)
 
 
@@ -194,37 +292,42 @@ def _read_plan(model, alias: str, table_alias: str = "") -> tuple[str, list[str]
 
 
 def _instance(model, names: list[str], converters: dict, values: list):
+    db = _db()
     for index, (functions, expression) in converters.items():
         for convert in functions:
-            values[index] = convert(values[index], expression, connection)
-    return model.from_db(connection.alias, names, values)
+            values[index] = convert(values[index], expression, db)
+    return model.from_db(db.alias, names, values)
+
+
+def model_row_query(model, column: str, value, *, for_update: bool = False) -> tuple[str, list]:
+    """The plain `SELECT` of `model`'s row whose `column` equals `value` (a unique column), for
+    `model_from_row`; `for_update` locks the row for the transaction (on backends that can)."""
+    db = _db()
+    columns, _names, _converters = _read_plan(model, db.alias)
+    field = next(f for f in model._meta.concrete_fields if f.column == column)
+    q = db.ops.quote_name
+    lock = " FOR UPDATE" if for_update and db.features.has_select_for_update else ""
+    sql = f"SELECT {columns} FROM {q(model._meta.db_table)} WHERE {q(column)} = %s{lock}"  # noqa: S608 - names only
+    return sql, [field.get_db_prep_value(value, db)]
+
+
+def model_from_row(model, row):
+    """The instance of `model` from a row of `model_row_query` (None for None), its values
+    converted as the ORM converts them (`from_db`)."""
+    if row is None:
+        return None
+    db = _db()
+    _columns, names, converters = _read_plan(model, db.alias)
+    return _instance(model, names, converters, list(row))
 
 
 def model_row(model, column: str, value, *, for_update: bool = False, prelude: Sequence[str] = ()):
     """The row of `model` whose `column` equals `value` (a unique column), or None: one plain
-    `SELECT` into the model, its values converted as the ORM converts them (`from_db`).
-    `for_update` locks the row for the transaction (on backends that can). `prelude`:
-    statements without parameters sent first in the same round trip on PostgreSQL (e.g.
-    `GENERIC_PLANS`; elsewhere they are not run)."""
-    columns, names, converters = _read_plan(model, connection.alias)
-    field = next(f for f in model._meta.concrete_fields if f.column == column)
-    q = connection.ops.quote_name
-    lock = " FOR UPDATE" if for_update and connection.features.has_select_for_update else ""
-    sql = f"SELECT {columns} FROM {q(model._meta.db_table)} WHERE {q(column)} = %s{lock}"  # noqa: S608 - names only
-    params = [field.get_db_prep_value(value, connection)]
-    if not prelude:
-        row = fetch_one(sql, params)  # with any reads queued to travel along (`read_ahead`)
-    else:
-        pipeline = _can_pipeline()
-        with connection.cursor() as cursor:
-            with pipelined() if pipeline else nullcontext():
-                for statement in prelude if pipeline else ():
-                    cursor.execute(statement)
-                cursor.execute(sql, params)
-            row = cursor.fetchone()
-    if row is None:
-        return None
-    return _instance(model, names, converters, list(row))
+    `SELECT` into the model (`model_row_query`, `model_from_row`), sent with any reads queued
+    to travel along (`read_ahead`). `prelude`: statements without parameters sent first in the
+    same round trip on PostgreSQL (e.g. `GENERIC_PLANS`; elsewhere they are not run)."""
+    sql, params = model_row_query(model, column, value, for_update=for_update)
+    return model_from_row(model, _send(Ahead(sql, params, prelude)))
 
 
 def row_with_one(model, pk, accessor: str):
@@ -233,19 +336,20 @@ def row_with_one(model, pk, accessor: str):
     converted as the ORM does and linked both ways (no query when either side is read; a
     missing profile raises `RelatedObjectDoesNotExist` as after `select_related`). The ORM
     spends more time building this join's column list than the database answering it."""
+    db = _db()
     relation = model._meta.get_field(accessor)
     related = relation.related_model
-    own_columns, own_names, own_converters = _read_plan(model, connection.alias, "a")
-    rel_columns, rel_names, rel_converters = _read_plan(related, connection.alias, "b")
-    q = connection.ops.quote_name
+    own_columns, own_names, own_converters = _read_plan(model, db.alias, "a")
+    rel_columns, rel_names, rel_converters = _read_plan(related, db.alias, "b")
+    q = db.ops.quote_name
     sql = (
         f"SELECT {own_columns}, {rel_columns} FROM {q(model._meta.db_table)} a "  # noqa: S608 - names only
         f"LEFT JOIN {q(related._meta.db_table)} b "
         f"ON b.{q(relation.field.column)} = a.{q(model._meta.pk.column)} "
         f"WHERE a.{q(model._meta.pk.column)} = %s"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [model._meta.pk.get_db_prep_value(pk, connection)])
+    with db.cursor() as cursor:
+        cursor.execute(sql, [model._meta.pk.get_db_prep_value(pk, db)])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -261,18 +365,24 @@ def row_with_one(model, pk, accessor: str):
 
 
 @lru_cache(maxsize=256)
-def _insert_plan(model, rows: int, vendor: str) -> tuple[tuple, str | None, str]:
+def _insert_plan(
+    model, rows: int, vendor: str, with_pk: bool = False
+) -> tuple[tuple, str | None, str]:
     """The fields written, the statement for `rows` rows and its `RETURNING` clause ("" when
-    the keys cannot come back); no statement (None) for what only the ORM writes right:
-    multi-table inheritance, database defaults, generated fields."""
+    the keys cannot come back, or are given: `with_pk`); no statement (None) for what only the
+    ORM writes right: multi-table inheritance, database defaults, generated fields."""
     meta = model._meta
-    fields = tuple(f for f in meta.local_concrete_fields if f is not meta.auto_field)
+    fields = tuple(f for f in meta.local_concrete_fields if with_pk or f is not meta.auto_field)
     if meta.parents or any(f.generated or f.has_db_default() for f in fields):
         return fields, None, ""
     q = connection.ops.quote_name
     one = f"({', '.join(['%s'] * len(fields))})"
     returning = ""
-    if meta.auto_field is not None and connection.features.can_return_rows_from_bulk_insert:
+    if (
+        not with_pk
+        and meta.auto_field is not None
+        and connection.features.can_return_rows_from_bulk_insert
+    ):
         returning = f" RETURNING {q(meta.auto_field.column)}"
     sql = (
         f"INSERT INTO {q(meta.db_table)} ({', '.join(q(f.column) for f in fields)}) "  # noqa: S608 - names only
@@ -291,15 +401,24 @@ def insert_objects(objs: Sequence, *, later: bool = False) -> None:
     `pre_save`/`post_save` receiver listens to (none is sent). A unique violation raises
     `IntegrityError` as the ORM's would. The instances get their ids and count as saved.
 
-    `later`: inside `batched_writes()`, the INSERT goes with the batch and the instances get
-    no ids (rows nobody refers to afterwards, such as status history); outside one, as usual."""
+    Instances whose ids were drawn beforehand (from the table's sequence) are written with
+    them; either all or none of `objs` have one.
+
+    `later`: inside `batched_writes()`, the INSERT goes with the batch (a unique violation then
+    raises when the batch is sent); instances without ids get none (rows nobody refers to
+    afterwards, such as status history). Outside a batch, as usual."""
     if not objs:
         return
     model = type(objs[0])
-    if any(type(obj) is not model or obj.pk is not None for obj in objs):
-        raise ValueError("insert_objects: new instances (no primary key) of one model only")
-    fields, sql, returning = _insert_plan(model, len(objs), connection.vendor)
-    if sql is None or (model._meta.auto_field is not None and not returning):
+    with_pk = objs[0].pk is not None
+    if any(
+        type(obj) is not model or (obj.pk is not None) != with_pk or not obj._state.adding
+        for obj in objs
+    ):
+        raise ValueError("insert_objects: new instances of one model only, all with ids or none")
+    db = _db()
+    fields, sql, returning = _insert_plan(model, len(objs), db.vendor, with_pk)
+    if sql is None or (model._meta.auto_field is not None and not returning and not with_pk):
         for obj in objs:  # what the plain statement cannot write: the ORM's way
             obj.save(force_insert=True)
         return
@@ -308,19 +427,19 @@ def insert_objects(objs: Sequence, *, later: bool = False) -> None:
         # As `save()`: related objects assigned before they were saved give their ids now;
         # one still unsaved raises ValueError instead of storing NULL.
         obj._prepare_related_fields_for_save(operation_name="insert_objects")
-        params.extend(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields)
-    if later and _open_batch() is not None:
+        params.extend(f.get_db_prep_save(f.pre_save(obj, True), db) for f in fields)
+    if later and _open_batch(db) is not None:
         write_later(sql, params)
         for obj in objs:
             obj._state.adding = False
-            obj._state.db = connection.alias
+            obj._state.db = db.alias
         return
     sql += returning
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(sql, params)
         ids = [row[0] for row in cursor.fetchall()] if returning else []
     for index, obj in enumerate(objs):
         if ids:
             obj.pk = ids[index]
         obj._state.adding = False
-        obj._state.db = connection.alias
+        obj._state.db = db.alias

@@ -20,16 +20,20 @@ from django.conf import settings
 from django.core.cache import cache, caches
 from rest_framework.throttling import SimpleRateThrottle
 
-# KEYS: the throttles' keys; ARGV: now (seconds), a unique member, then window (seconds) and
-# limit of each key in turn. Each key is decided on its own, as DRF checks throttles one after
-# another: {1, count} when allowed (and recorded), {0, oldest time in the window} when refused,
-# one pair per key.
+# KEYS: the throttles' keys, then keys only to read; ARGV: now (seconds), a unique member, the
+# number of throttle keys, then window (seconds) and limit of each throttle key in turn. Each
+# key is decided on its own, as DRF checks throttles one after another: {1, count} when allowed
+# (and recorded), {0, oldest time in the window} when refused, one pair per key; then the value
+# of each key to read (false for none), so that a request's other small reads need no round
+# trip of their own (`OneRoundTripThrottlesMixin.read_with_throttles`).
 _SLIDING_LOG = """
 local now = tonumber(ARGV[1])
+local throttled = tonumber(ARGV[3])
 local out = {}
-for i, key in ipairs(KEYS) do
-  local window = tonumber(ARGV[1 + 2 * i])
-  local limit = tonumber(ARGV[2 + 2 * i])
+for i = 1, throttled do
+  local key = KEYS[i]
+  local window = tonumber(ARGV[2 + 2 * i])
+  local limit = tonumber(ARGV[3 + 2 * i])
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
   local count = redis.call('ZCARD', key)
   if count >= limit then
@@ -42,6 +46,9 @@ for i, key in ipairs(KEYS) do
     out[#out + 1] = 1
     out[#out + 1] = tostring(count + 1)
   end
+end
+for i = throttled + 1, #KEYS do
+  out[#out + 1] = redis.call('GET', KEYS[i])
 end
 return out
 """
@@ -80,12 +87,14 @@ class SlidingWindowThrottle(SimpleRateThrottle):
         return max(0.0, self.duration - (self.now - oldest))
 
 
-def allow_together(throttles, request, view, script) -> list[bool]:
+def allow_together(throttles, request, view, script, reads=None) -> list[bool]:
     """`allow_request` of several sliding-window throttles in ONE Redis round trip (each key
-    decided on its own, exactly as separate calls would)."""
+    decided on its own, exactly as separate calls would). `reads`: (cache keys, callback): the
+    keys' values are read in the same round trip and given to the callback as {key: value or
+    None}, decoded as the cache decodes them."""
     now = throttles[0].timer()
     results = [True] * len(throttles)
-    keys, args, asked = [], [repr(now), uuid.uuid4().hex], []
+    keys, args, asked = [], [repr(now), uuid.uuid4().hex, 0], []
     for index, throttle in enumerate(throttles):
         throttle.key = throttle.window_key(request, view)
         if throttle.key is None:
@@ -94,9 +103,19 @@ def allow_together(throttles, request, view, script) -> list[bool]:
         keys.append(cache.make_key(f"sw:{throttle.key}"))
         args += [throttle.duration, throttle.num_requests]
         asked.append(index)
-    if not keys:
+    read_keys, taken = reads if reads else ((), None)
+    if not keys and not read_keys:
         return results
-    answer = script(keys=keys, args=args)
+    args[2] = len(keys)
+    answer = script(keys=keys + [cache.make_key(key) for key in read_keys], args=args)
+    if taken is not None:
+        values = answer[2 * len(keys) :]
+        taken(
+            {
+                key: None if value is None else cache.client.decode(value)
+                for key, value in zip(read_keys, values, strict=True)
+            }
+        )
     for position, index in enumerate(asked):
         allowed, value = answer[2 * position], answer[2 * position + 1]
         if not int(allowed):
@@ -110,6 +129,11 @@ class OneRoundTripThrottlesMixin:
     submission endpoint has three: per address, per consumer, per consumer's submissions).
     The answer is DRF's `check_throttles`: 429 with the longest wait if any refuses."""
 
+    def read_with_throttles(self, request):
+        """(cache keys, callback) to read in the throttles' round trip, or None (see
+        `allow_together`)."""
+        return None
+
     def check_throttles(self, request):
         throttles = self.get_throttles()
         script = _redis_script()
@@ -117,8 +141,9 @@ class OneRoundTripThrottlesMixin:
         if script is None or len(windows) < 2:
             return super().check_throttles(request)
         durations = []
+        reads = self.read_with_throttles(request)
         for throttle, allowed in zip(
-            windows, allow_together(windows, request, self, script), strict=True
+            windows, allow_together(windows, request, self, script, reads), strict=True
         ):
             if not allowed:
                 durations.append(throttle.wait())

@@ -27,10 +27,13 @@ Fewer round trips (the submission path reads five kinds of configuration):
 - within a request, the generation tokens are read once, all together, with the first value
   read (a snapshot per request, taken at `request_started`, dropped at `request_finished`;
   a change made inside the request drops the changed generation from the snapshot);
-- each process keeps the configuration values it has read (not merchants: there are too many),
-  pickled, with the token they were stored under; a kept value is served only while its token
-  is current, exactly as a value from the cache, and every read unpickles a fresh copy, so no
-  caller can change another's.
+- each process keeps the configuration values it has read, pickled, with the token they were
+  stored under (merchants apart, at most `_MERCHANTS_KEPT` of them: there can be many); a kept
+  value is served only while its token is current, exactly as a value from the cache, and
+  every read unpickles a fresh copy, so no caller can change another's;
+- the submission endpoint reads the generation tokens in its rate limits' round trip
+  (`generation_keys`, `generations_read`): with the values kept, its configuration then
+  costs no round trip at all.
 """
 
 from __future__ import annotations
@@ -84,18 +87,42 @@ _request_tokens: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
 # key -> (token, pickled value): the values this process has read (see the module docstring).
 _kept: dict[str, tuple[str, _Kept]] = {}
 _KEPT_LIMIT = 512
+# Merchants by credit code, apart: the busy ones are read again and again, the others must
+# not push the configuration out.
+_kept_merchants: dict[str, tuple[str, _Kept]] = {}
+_MERCHANTS_KEPT = 4096
 
 
-def _keeps(key: str) -> bool:
-    return not key.startswith(f"{PREFIX}:merchant:")
+def _kept_for(key: str) -> tuple[dict, int]:
+    if key.startswith(f"{PREFIX}:merchant:"):
+        return _kept_merchants, _MERCHANTS_KEPT
+    return _kept, _KEPT_LIMIT
 
 
 def _keep(key: str, item) -> None:
-    if not _keeps(key) or not isinstance(item, tuple) or len(item) != 2:
+    if not isinstance(item, tuple) or len(item) != 2:
         return
-    if len(_kept) >= _KEPT_LIMIT:
-        _kept.clear()
-    _kept[key] = (item[0], _Kept(pickle.dumps(item[1], pickle.HIGHEST_PROTOCOL)))
+    kept, limit = _kept_for(key)
+    if len(kept) >= limit:
+        kept.clear()
+    kept[key] = (item[0], _Kept(pickle.dumps(item[1], pickle.HIGHEST_PROTOCOL)))
+
+
+def generation_keys() -> list[str]:
+    """The generation keys this process reads, to be read ahead in another round trip of the
+    request (`generations_read`)."""
+    return list(_generation_keys)
+
+
+def generations_read(values: dict) -> None:
+    """Take this request's generation tokens read ahead ({key: token or None}); a missing one
+    is read (and started) by the first reader as usual."""
+    tokens = _request_tokens.get()
+    if tokens is None:
+        return
+    for key, token in values.items():
+        if token is not None and key in _generation_keys:
+            tokens.setdefault(key, token)
 
 
 def _read(keys: list[str]) -> dict:
@@ -109,7 +136,7 @@ def _read(keys: list[str]) -> dict:
                 found[key] = tokens[key]
                 continue
         else:
-            kept = _kept.get(key)
+            kept = _kept_for(key)[0].get(key)
             if kept is not None:
                 found[key] = kept
                 continue

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -44,7 +45,8 @@ from apps.common.queries import (
     batched_writes,
     fetch_one,
     insert_objects,
-    model_row,
+    model_from_row,
+    model_row_query,
     read_ahead,
 )
 from apps.common.states import check_transition
@@ -188,7 +190,7 @@ def _record_rejection(
     consumer: Consumer, question: InvoiceQuestion, channel: str, code: str, *, record=None
 ) -> Invoice:
     """Keep a rejected attempt on record (not live: it never blocks anybody)."""
-    with transaction.atomic(), batched_writes(), deferred_rollups():
+    with transaction.atomic(), batched_writes(commit=True), deferred_rollups():
         invoice = _new_invoice(consumer, question, channel)
         if record is not None:
             _fill_from_record(invoice, record, "", matched=False)
@@ -275,20 +277,45 @@ def _verify_unless_live(question: InvoiceQuestion) -> TaxCheck | None:
         return None if live.row() is not None else check
 
 
-def _lock_consumer(consumer_id: int) -> Consumer:
-    """The consumer's row, locked for the transaction (`SELECT … FOR UPDATE`), by plain SQL
-    (`model_row`): a `select_for_update().get()` spends most of its time compiling SQL that
-    never changes. The first statement of the decision's transaction: the `BEGIN` and
-    `GENERIC_PLANS` (every statement of this transaction is a look-up or write by key) go in
-    the same round trip."""
-    consumer = model_row(Consumer, "id", consumer_id, for_update=True, prelude=[GENERIC_PLANS])
+def _consumer_lock(consumer_id: int):
+    """The consumer's row, locked for the transaction (`SELECT … FOR UPDATE`, plain SQL:
+    `model_row_query`), queued to travel with the decision's other reads (`read_ahead`): the
+    first statement of the decision's transaction, so its `BEGIN` and `GENERIC_PLANS` (every
+    statement of this transaction is a look-up or write by key) go in the same round trip."""
+    sql, params = model_row_query(Consumer, "id", consumer_id, for_update=True)
+    return read_ahead(sql, params, prelude=[GENERIC_PLANS])
+
+
+def _locked(lock) -> Consumer:
+    consumer = model_from_row(Consumer, lock.row())
     if consumer is None:
-        raise Consumer.DoesNotExist(consumer_id)
+        raise Consumer.DoesNotExist
     return consumer
+
+
+def _next_invoice_id():
+    """A new invoice's id from its sequence, queued to travel with the decision's reads: the
+    INSERT can then go with the transaction's batched writes (PostgreSQL; elsewhere None and
+    the INSERT runs at once)."""
+    if connection.vendor != "postgresql":
+        return nullcontext()
+    return read_ahead(
+        "SELECT nextval(pg_get_serial_sequence(%s, %s))",
+        [connection.ops.quote_name(Invoice._meta.db_table), Invoice._meta.pk.column],
+    )
 
 
 class _NumberTaken(Exception):
     """Another live submission of this number won the race (the partial unique index)."""
+
+
+NUMBER_UNIQUE = "invoice_number_live_unique"
+
+
+def _number_taken(exc: IntegrityError) -> bool:
+    """The unique violation is the live number's (PostgreSQL names the constraint)."""
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None) == NUMBER_UNIQUE
 
 
 def _decide(
@@ -310,11 +337,49 @@ def _decide(
             pending=pending,
             before_commit=before_commit,
         )
-    except _NumberTaken:
+    except (_NumberTaken, IntegrityError) as exc:
+        if isinstance(exc, IntegrityError) and not _number_taken(exc):
+            raise
         rejected = _record_rejection(
             consumer, question, channel, "invoice.duplicate", record=record
         )
         return rejected, "invoice.duplicate", {}, None
+
+
+def _screen(consumer, record, campaign, merchant, invoice):
+    """Steps 5–8 for `consumer`: (rejection code or "", detail, risk decision or None,
+    buyer name matched). The caps' count and the risk facts are read together, with whatever
+    reads are queued (the consumer's lock: `read_ahead`); the caps decide before the risk
+    rules."""
+    real_name = consumer.real_name
+    matched = bool(real_name) and record.buyer_name_matches(real_name)
+    if consumer.status != ConsumerStatus.ACTIVE:
+        return "consumer.frozen", {}, None, matched
+    if not matched:
+        return "invoice.name_mismatch", {}, None, matched
+    if campaign is None:
+        return "invoice.no_campaign", {}, None, matched
+    failure = eligibility_failure(
+        rules=CampaignRules.cached(campaign), record=record, merchant=merchant
+    )
+    if failure is not None:
+        return *failure, None, matched
+    with read_ahead(*_cap_counts_query(consumer.pk, campaign.pk, invoice.submitted_at)) as caps:
+        risk = risk_assess_submission(
+            consumer=consumer,
+            record=record,
+            campaign=campaign,
+            merchant=merchant,
+            merchant_known=True,  # looked up from the cache: None means no such merchant
+            device_hash=invoice.device_hash,
+            exclude_invoice_id=invoice.pk,
+        )
+        failure = _cap_failure(campaign, caps.row())
+    if failure is not None:
+        return *failure, None, matched
+    if risk.action == RiskAction.BLOCK:
+        return "risk.blocked", {}, risk, matched
+    return "", {}, risk, matched
 
 
 def _decide_locked(
@@ -333,53 +398,40 @@ def _decide_locked(
     invoice, prize)` is called last inside the transaction when the invoice is entered or held
     (the API stores its reply there: `apps.common.idempotency.store_reply_in_transaction`).
 
-    The rollups (`deferred_rollups`) are written last, just before the commit: their rows are
-    shared by every submission of the day, so they are locked for as short a time as possible.
-    Writes nobody reads back (the status history, the instant draw's record, the rollup queue)
-    go to the database together, in one round trip before the commit (`batched_writes`).
+    Round trips of a new submission: (1) `BEGIN`, the consumer's lock, the new invoice's id
+    and — if the consumer as the request loaded it passes the checks that need no count — the
+    caps' count and the risk facts, all read under the lock (the lock comes first in the
+    round trip); a consumer changed meanwhile (frozen, renamed) is screened again from the
+    locked row; (2) the writes nobody reads back (the invoice, its status history, the instant
+    draw's record, the rollup queue, the idempotency reply) with the `COMMIT`
+    (`batched_writes`). An instant win adds its own statements between the two. A lost race
+    for the number fails the batch on the partial unique index, and the caller records the
+    attempt anew. The rollups (`deferred_rollups`) are written last, just before the commit.
     """
-    with transaction.atomic(), batched_writes(), deferred_rollups():
-        consumer = _lock_consumer(consumer.pk)
-        invoice = pending or _new_invoice(consumer, question, channel)
-        if pending is not None:
-            invoice = Invoice.objects.select_for_update().get(pk=pending.pk)
-            if invoice.status != InvoiceStatus.PENDING:
-                return invoice, invoice.rejection_code, {}, None
-        code, detail = "", {}
-        real_name = consumer.real_name
-        matched = bool(real_name) and record.buyer_name_matches(real_name)
+    with transaction.atomic(), batched_writes(commit=True), deferred_rollups():
         campaign, merchant = campaign_and_merchant(question.issue_date, record.seller_uscc)
-        if consumer.status != ConsumerStatus.ACTIVE:
-            code = "consumer.frozen"
-        elif not matched:
-            code = "invoice.name_mismatch"
-        elif campaign is None:
-            code = "invoice.no_campaign"
-        risk = None
-        if not code:
-            failure = eligibility_failure(
-                rules=CampaignRules.cached(campaign), record=record, merchant=merchant
-            )
-            if failure is None:
-                # The caps decide before the risk rules; both are read under the lock, the
-                # caps' count in the same round trip as the risk facts (`read_ahead`).
-                at = invoice.submitted_at
-                with read_ahead(*_cap_counts_query(consumer.pk, campaign.pk, at)) as caps:
-                    risk = risk_assess_submission(
-                        consumer=consumer,
-                        record=record,
-                        campaign=campaign,
-                        merchant=merchant,
-                        merchant_known=True,  # looked up above: None means no such merchant
-                        device_hash=invoice.device_hash,
-                        exclude_invoice_id=invoice.pk,
+        with (
+            _consumer_lock(consumer.pk) as lock,
+            _next_invoice_id() if pending is None else nullcontext() as new_id,
+        ):
+            if pending is not None:
+                consumer = _locked(lock)
+                invoice = Invoice.objects.select_for_update().get(pk=pending.pk)
+                if invoice.status != InvoiceStatus.PENDING:
+                    return invoice, invoice.rejection_code, {}, None
+                code, detail, risk, matched = _screen(consumer, record, campaign, merchant, invoice)
+            else:
+                invoice = _new_invoice(consumer, question, channel)
+                code, detail, risk, matched = _screen(consumer, record, campaign, merchant, invoice)
+                locked = _locked(lock)
+                if (locked.status, locked.real_name) != (consumer.status, consumer.real_name):
+                    code, detail, risk, matched = _screen(
+                        locked, record, campaign, merchant, invoice
                     )
-                    failure = _cap_failure(campaign, caps.row())
-            if failure is not None:
-                code, detail, risk = *failure, None
-            elif risk.action == RiskAction.BLOCK:
-                code, detail = "risk.blocked", {}
-        _fill_from_record(invoice, record, real_name, matched)
+                consumer = locked
+                if new_id is not None:
+                    invoice.pk = new_id.row()[0]
+        _fill_from_record(invoice, record, consumer.real_name, matched)
         invoice.merchant = merchant
         now = timezone.now()
         invoice.decided_at = now
@@ -404,8 +456,8 @@ def _decide_locked(
             try:
                 # No savepoint (two round trips on every submission): losing the race for the
                 # number aborts this transaction, and the caller records the rejected attempt
-                # in a new one.
-                insert_objects([invoice])
+                # in a new one. With its id drawn already, the INSERT goes with the batch.
+                insert_objects([invoice], later=True)
             except IntegrityError as exc:
                 raise _NumberTaken from exc
         steps = []

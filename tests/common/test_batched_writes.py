@@ -29,7 +29,7 @@ from apps.draws.models import (
     InstantDrawResult,
 )
 from apps.invoices.choices import InvoiceStatus
-from apps.invoices.models import Invoice
+from apps.invoices.models import Invoice, InvoiceStatusChange
 from apps.invoices.services import invoice_review
 from apps.reporting.models import RollupChange
 from tests.common.test_hot_queries import (
@@ -254,12 +254,115 @@ def test_model_row_prelude_sets_generic_plans_for_the_transaction_only():
     with transaction.atomic():
         with watched() as statements:
             got = model_row(Consumer, "id", someone.pk, for_update=True, prelude=[GENERIC_PLANS])
-        assert statements.seen[0] == (GENERIC_PLANS, True)
-        assert len(statements.seen) == 2 and statements.seen[1][1]  # one round trip
+        # The transaction's BEGIN, the prelude and the read: one round trip (psycopg would
+        # have sent the BEGIN alone and waited for it).
+        assert [sql for sql, _piped in statements.seen[:2]] == ["BEGIN", GENERIC_PLANS]
+        assert len(statements.seen) == 3 and all(piped for _sql, piped in statements.seen)
         assert show_plan_cache_mode() == "force_generic_plan"
     assert show_plan_cache_mode() == "auto"
     assert_same_row(got, plain)
     assert (got.real_name, got.phone) == (BUYER, "13812345670")
+
+
+# The transaction's BEGIN and COMMIT in the pipelines ------------------------------------------
+
+
+@pytest.fixture
+def commands(monkeypatch):
+    """The commands psycopg sent on its own (its `BEGIN`, `COMMIT`, …), outside any cursor."""
+    sent = []
+    real = psycopg.Connection._exec_command
+
+    def spy(self, command, *args, **kwargs):
+        sent.append(bytes(command).decode())
+        return real(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "_exec_command", spy)
+    return sent
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transaction_opened_by_a_pipeline_sends_its_begin_in_it(commands):
+    with transaction.atomic(), connection.cursor() as cursor:
+        with watched() as statements, pipelined():
+            cursor.execute("SELECT %s::int", [7])
+        assert cursor.fetchone() == (7,)
+        assert statements.seen == [("BEGIN", True), ("SELECT %s::int", True)]
+        assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        queue_row(next(_subjects))  # later statements: in the same transaction
+    assert "BEGIN" not in commands  # psycopg sent no BEGIN of its own (a round trip)
+    assert commands == ["COMMIT"]
+    # In autocommit, no BEGIN at all.
+    with watched() as statements, pipelined(), connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    assert statements.seen == [("SELECT 1", True)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_pipelines_begin_keeps_the_connections_isolation_level():
+    connection.ensure_connection()
+    raw = connection.connection
+    raw.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            with watched() as statements, pipelined():
+                cursor.execute("SHOW transaction_isolation")
+            assert cursor.fetchone() == ("repeatable read",)
+        assert statements.seen[0] == ("BEGIN ISOLATION LEVEL REPEATABLE READ", True)
+    finally:
+        raw.isolation_level = None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_with_commit_sends_the_commit_in_its_round_trip(pipelines, commands):
+    subjects = [next(_subjects) for _ in range(2)]
+    ran = []
+    with watched() as statements, transaction.atomic(), batched_writes(commit=True):
+        for subject in subjects:
+            queue_row(subject)
+        transaction.on_commit(lambda: ran.append(rows()))
+    assert [(sql.split()[0], piped) for sql, piped in statements.seen[:4]] == [
+        ("BEGIN", True),
+        ("INSERT", True),
+        ("INSERT", True),
+        ("COMMIT", True),
+    ]
+    assert len(pipelines) == 1  # BEGIN, the writes and COMMIT: one round trip
+    assert commands == []  # the atomic found the transaction committed: no second COMMIT
+    assert ran == [subjects]  # on_commit hooks ran, after the commit
+    assert rows() == subjects
+    assert not connection.in_atomic_block and connection.get_autocommit()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_commit_in_the_batch_raises_and_rolls_back():
+    subject = next(_subjects)
+    table = connection.ops.quote_name(InvoiceStatusChange._meta.db_table)
+    ran = []
+    with pytest.raises(IntegrityError), transaction.atomic(), batched_writes(commit=True):
+        queue_row(subject)
+        # A history row of no invoice: the deferred foreign key fails at the COMMIT.
+        write_later(
+            f"INSERT INTO {table} (invoice_id, from_status, to_status, code, note, at) "
+            "VALUES (%s, '', 'pending', '', '', now())",
+            [2**62],
+        )
+        transaction.on_commit(lambda: ran.append(1))
+    assert rows() == [] and ran == []
+    assert not connection.in_atomic_block and connection.get_autocommit()
+    with transaction.atomic(), batched_writes(commit=True):  # the connection works on
+        queue_row(subject)
+    assert rows() == [subject]
+
+
+def test_a_batch_with_commit_inside_another_transaction_leaves_the_commit_to_it(pipelines):
+    subject = next(_subjects)
+    with watched() as statements, transaction.atomic(), batched_writes(commit=True):
+        queue_row(subject)
+    sent = [sql.split()[0] for sql, _piped in statements.seen]
+    assert sent == ["SAVEPOINT", "INSERT", "RELEASE"]  # the atomic is a savepoint here
+    assert rows() == [subject]
+    assert connection.in_atomic_block  # the test's own transaction goes on
 
 
 # pipelined elsewhere than PostgreSQL -----------------------------------------------------------
@@ -416,6 +519,7 @@ def test_a_released_entry_claims_its_draw_and_marks_it_won(campaign):  # noqa: F
 
 
 def test_a_read_ahead_travels_with_the_next_fetch_one_in_one_pipeline(pipelines):
+    queries.fetch_one("SELECT 1")  # the test's transaction has begun
     with watched() as statements, queries.read_ahead("SELECT %s::int + 1", [41]) as ahead:
         assert queries.fetch_one("SELECT %s::text", ["b"]) == ("b",)
         assert ahead.row() == (42,)

@@ -11,6 +11,7 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from apps.common import throttling
 from apps.common.throttling import ConsumerRateThrottle, SlidingWindowThrottle
+from apps.invoices import caching
 
 
 class _Clock:
@@ -156,13 +157,14 @@ def test_the_submission_view_checks_its_three_throttles_in_one_call(redis_cache,
     view = InvoiceViewSet()
     view.request, view.format_kwarg, view.kwargs = request, None, {}
     real = throttling._redis_script
-    calls = []
+    calls, reads = [], []
 
     def script_spy():
         script = real()
 
         def call(keys, args):
-            calls.append(len(keys))
+            calls.append(args[2])  # the throttle keys (the others are only read)
+            reads.append(keys[args[2] :])
             return script(keys=keys, args=args)
 
         return call
@@ -177,6 +179,33 @@ def test_the_submission_view_checks_its_three_throttles_in_one_call(redis_cache,
         view.check_throttles(request)
     assert refused.value.status_code == 429 and refused.value.wait == 60
     assert calls == [3, 3]  # address, consumer, submissions: one call per request
+    # The configuration's generation tokens travel in the same call.
+    generations = [cache.make_key(key) for key in caching.generation_keys()]
+    assert reads == [generations, generations] and generations
     request.method = "GET"  # the submission throttle does not apply to reads
     view.check_throttles(request)
-    assert calls == [3, 3, 2]
+    assert calls == [3, 3, 2] and reads[2] == []
+
+
+def test_keys_read_with_the_throttles_come_back_decoded(redis_cache):
+    """`allow_together(…, reads=…)`: other keys' values in the same script call, decoded as the
+    cache decodes them (None for a missing key); the throttles decide as without them."""
+    clock = _Clock()
+    request = _Request(23)
+    cache.set("read-along-1", {"token": "abc"}, 60)
+    cache.set("read-along-2", 7, 60)
+    got = []
+    throttle = _scoped("reads", "1/min", clock)
+    answers = [
+        throttling.allow_together(
+            [throttle],
+            request,
+            None,
+            throttling._redis_script(),
+            (["read-along-1", "read-along-2", "read-along-none"], got.append),
+        )
+        for _ in range(2)
+    ]
+    assert answers == [[True], [False]]
+    expected = {"read-along-1": {"token": "abc"}, "read-along-2": 7, "read-along-none": None}
+    assert got == [expected, expected]

@@ -11,6 +11,7 @@ import pytest
 from django.conf import settings
 from django.core.cache import cache
 
+from apps.common import throttling
 from apps.invoices import caching
 from apps.invoices.models import CampaignIndustry
 from tests.factories.core import ConsumerFactory, MerchantFactory
@@ -112,14 +113,34 @@ def test_callers_never_share_a_kept_object(campaign, request_scope):
     assert again[0] is not caching.active_campaigns()[0]
 
 
-def test_merchants_are_not_kept_in_the_process(campaign):
-    MerchantFactory(uscc=SELLER)
-    caching.merchant_by_uscc(SELLER)
-    assert not any(key.startswith(f"{caching.PREFIX}:merchant:") for key in caching._kept)
+def test_merchants_are_kept_apart_and_bounded(campaign, request_scope, monkeypatch):
+    merchant = MerchantFactory(uscc=SELLER)
+    assert caching.merchant_by_uscc(SELLER).pk == merchant.pk
+    key = caching._merchant_key(SELLER)
+    assert key in caching._kept_merchants and key not in caching._kept
+    # Served from the process while its generation holds, never after a change elsewhere.
+    caching.request_finished()
+    caching.request_started()
+    counted = _CountingCache(monkeypatch)
+    assert caching.merchant_by_uscc(SELLER).pk == merchant.pk
+    assert [name for name, _key in counted.calls] == ["get_many"]
+    assert key not in counted.calls[0][1]  # the generations only
+    type(merchant).objects.filter(pk=merchant.pk).update(name="改名商户")
+    cache.set(caching.MERCHANT_GEN, uuid4().hex, None)
+    caching.request_finished()
+    caching.request_started()
+    assert caching.merchant_by_uscc(SELLER).name == "改名商户"
+    # A full store starts again rather than growing.
+    monkeypatch.setattr(caching, "_MERCHANTS_KEPT", 1)
+    MerchantFactory(uscc="91410105MA00000002")
+    caching.merchant_by_uscc("91410105MA00000002")
+    assert list(caching._kept_merchants) == [caching._merchant_key("91410105MA00000002")]
 
 
 @pytest.mark.postgres
-def test_a_submission_reads_the_configuration_in_one_round_trip(campaign, make_record, monkeypatch):
+def test_a_submission_reads_the_configuration_in_at_most_one_round_trip(
+    campaign, make_record, monkeypatch
+):
     MerchantFactory(uscc=SELLER, area_code="410105", industry_code="5211")
     _record, body = make_record()
     assert submit(app_client(ConsumerFactory(real_name="张三")), body).status_code == 201
@@ -129,13 +150,16 @@ def test_a_submission_reads_the_configuration_in_one_round_trip(campaign, make_r
     counted = _CountingCache(monkeypatch)
     response = submit(client, body)
     assert response.status_code == 201, response.content
-    # Campaigns, merchant, prize rules, instant pools and risk configuration: one get_many.
-    # Campaigns, merchant, instant pools and risk configuration: one get_many. The other cache
-    # reads of the request are the monitoring state and the session.
+    # Campaigns, merchant, prize rules, instant pools and risk configuration: at most one
+    # get_many. With Redis none: the generation tokens came with the rate limits' script and
+    # the values (the merchant too) are kept in the process. The other cache reads of the
+    # request are the monitoring state and the session.
     cached_session = settings.SESSION_ENGINE == "apps.accounts.session_store"
     names = [name for name, _key in counted.calls]
-    assert names == ["get", "get", "get_many"] if cached_session else ["get", "get_many"]
+    config = [] if throttling._redis_script() is not None else ["get_many"]
+    assert names == (["get", "get"] if cached_session else ["get"]) + config
     assert counted.calls[0][1] == "monitoring:state:v1"
     if cached_session:
         assert counted.calls[1][1].startswith("lotteryinvoice.session.v1:")
-    assert caching.CAMPAIGN_GEN in counted.calls[-1][1]
+    if config:
+        assert caching.CAMPAIGN_GEN in counted.calls[-1][1]

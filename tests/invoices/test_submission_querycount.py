@@ -44,32 +44,32 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 # One accepted submission, warm caches (PostgreSQL), signed in as the consumer app is (session
 # token). Outside tests the SAVEPOINT/RELEASE pair is the transaction's BEGIN/COMMIT:
 #    1 session (read from the cached copy with Redis: no query), 2 user with its consumer
-#    profile (one join), 3 idempotency claim
-#    (INSERT … ON CONFLICT DO NOTHING), 4 duplicate check and 5 registry record read together,
-#    6 savepoint, 7 generic plans for the transaction (SET LOCAL) and 8 consumer lock, 9 caps
-#    and 10 risk features (apps.risk) read together, 11 invoice INSERT (no savepoint: a lost
-#    race aborts and is recorded anew),
+#    profile (one join), 3 idempotency claim (INSERT … ON CONFLICT DO NOTHING; it travels with
+#    the view's first read), 4 duplicate check and 5 registry record,
+#    6 savepoint, 7 generic plans for the transaction (SET LOCAL), 8 consumer lock, 9 the new
+#    invoice's id (nextval), 10 caps and 11 risk features (apps.risk), all read under the lock,
 #   the deferred rollups: 12 fact (old read + new written in one statement),
 #   13 participation keys, 14 every shared rollup row (participants per day, cell, merchant
 #   day, merchant total) in one statement, 15 outbox events (one INSERT),
-#   the batched writes: 16 both history rows, 17 the idempotency reply (committed with the
-#   decision; on an instant draw the entry's draw record goes with them),
-#   18 release.
+#   the batched writes: 16 the invoice (its id drawn already; a lost race for the number fails
+#   here and is recorded anew), 17 both history rows, 18 the idempotency reply (committed with
+#   the decision; on an instant draw the entry's draw record goes with them),
+#   19 release.
 # Campaign, campaign rules, merchant and the campaign's instant pools come from the cache (no
 # query); an app session's activity is written at most hourly (no session UPDATE here).
 # With Redis (CI, production) the session store reads its cached copy; without, the database.
 SESSION_QUERIES = 0 if settings.SESSION_ENGINE == "apps.accounts.session_store" else 1
-ACCEPTED_QUERIES = 17 + SESSION_QUERIES
+ACCEPTED_QUERIES = 18 + SESSION_QUERIES
 # Round trips: statements sent together in psycopg's pipeline mode travel in one
-# (`apps.common.queries`): 4–5, 7–8 (with the transaction's BEGIN outside tests), 9–10 and
-# 16–17.
-ACCEPTED_ROUND_TRIPS = ACCEPTED_QUERIES - 4
-# A number already entered: session, user + consumer, idempotency claim, duplicate check (the
-# registry record is read in the same round trip: a local look-up), then the rejected attempt
-# kept on record (savepoint, INSERT, fact, participation keys, shared rollups, outbox, history
-# (batched), release) and the idempotency reply. The consumer lock is not touched.
+# (`apps.common.queries`): 3–5, 7–11 (with the transaction's BEGIN outside tests) and 16–18
+# (with the COMMIT outside tests: `test_submission_round_trips`).
+ACCEPTED_ROUND_TRIPS = ACCEPTED_QUERIES - 8
+# A number already entered: session, user + consumer, idempotency claim, duplicate check and
+# registry record (one round trip: a local look-up), then the rejected attempt kept on record
+# (savepoint, INSERT, fact, participation keys, shared rollups, outbox, history (batched),
+# release) and the idempotency reply. The consumer lock is not touched.
 DUPLICATE_QUERIES = 13 + SESSION_QUERIES
-DUPLICATE_ROUND_TRIPS = DUPLICATE_QUERIES - 1  # a batch of one is one round trip
+DUPLICATE_ROUND_TRIPS = DUPLICATE_QUERIES - 2
 # An accepted submission that wins an instant prize: the accepted path plus the draw's own
 # statements (apps.draws: under the pipeline's own consumer lock and in its transaction (no
 # savepoint), pools and tiers from the cache and fixed odds (no stock or quota read), the
@@ -79,10 +79,11 @@ DUPLICATE_ROUND_TRIPS = DUPLICATE_QUERIES - 1  # a batch of one is one round tri
 # savepoint of its own; the history and the ledger INSERT batched before the win's release;
 # fund, policy and the fund's account ids come from the prize configuration cache), and the
 # award's rollup (fact, cell; its outbox event shares the invoice's INSERT).
-INSTANT_WIN_QUERIES = 30 + SESSION_QUERIES
-# Round trips: the accepted path's four pipelines (the draw record joins its batch) and the
-# win's own batch (the award's history and its ledger entry; a coupon's row would join them).
-INSTANT_WIN_ROUND_TRIPS = INSTANT_WIN_QUERIES - 5 - 1
+INSTANT_WIN_QUERIES = 31 + SESSION_QUERIES
+# Round trips: the accepted path's pipelines (the draw record joins its batch) and the win's
+# own batch (the award's history and its ledger entry; a coupon's row would join them); the
+# claim no longer needs one of its own.
+INSTANT_WIN_ROUND_TRIPS = INSTANT_WIN_QUERIES - 8 - 2
 
 
 class RoundTrips:

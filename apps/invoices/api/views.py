@@ -17,6 +17,7 @@ from apps.common.throttling import (
     IPRateThrottle,
     OneRoundTripThrottlesMixin,
 )
+from apps.invoices import caching
 from apps.invoices.choices import InvoiceStatus, SourceChannel
 from apps.invoices.exceptions import REJECTIONS
 from apps.invoices.models import Invoice
@@ -97,6 +98,13 @@ class InvoiceViewSet(
     def get_serializer_class(self):
         return InvoiceDetailSerializer if self.action == "retrieve" else InvoiceSerializer
 
+    def read_with_throttles(self, request):
+        # A submission reads the configuration's generation tokens in the rate limits' round
+        # trip; with the configuration kept in the process it then needs no other.
+        if request.method != "POST":
+            return None
+        return caching.generation_keys(), caching.generations_read
+
     @extend_schema(
         request=InvoiceSubmitSerializer,
         parameters=[IDEMPOTENCY_HEADER],
@@ -116,7 +124,7 @@ class InvoiceViewSet(
             "`invoice_number.invalid_length`, `invoice_qr.malformed`."
         ),
     )
-    @idempotent()
+    @idempotent(claim_with_first_read=True)
     def create(self, request):
         consumer = current_consumer(request)
         form = InvoiceSubmitSerializer(data=request.data)

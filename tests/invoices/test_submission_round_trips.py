@@ -1,0 +1,204 @@
+"""Issue 11: the round trips of one submission as production makes them — its own transaction
+(not a test's savepoint), queued rollups, Redis — pinned; and a number lost to a concurrent
+submission at the decision's last round trip is still recorded as a duplicate.
+
+PostgreSQL round trips are the statements sent alone, the pipelines (each one round trip,
+`apps.common.queries.pipelined`) and the commands psycopg sends on its own (a `BEGIN` or
+`COMMIT` outside a pipeline, each one round trip). Redis round trips are the commands sent
+(a script call is one).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+import redis.connection
+from django.conf import settings
+
+from apps.common.models import IdempotencyRecord
+from apps.invoices import services
+from apps.invoices.models import Invoice
+from tests.invoices.conftest import SELLER, submit
+from tests.invoices.test_submission_querycount import (
+    counted_round_trips,
+    instant_pool,
+    signed_in,
+    warm_up,
+)
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+# The user with the consumer profile; the idempotency claim with the duplicate check and the
+# registry record; BEGIN, generic plans, the consumer lock, the invoice's id, the caps and the
+# risk facts; the invoice, its history, the draw record, the rollup queue row, the reply and
+# COMMIT.
+ACCEPTED_PG_ROUND_TRIPS = 4
+# The win's savepoint, its stock and quota UPDATEs, the instant award, the prize award, the two
+# balance UPDATEs, its batch (history, ledger entry, coupon) and the savepoint's release.
+INSTANT_WIN_PG_ROUND_TRIPS = ACCEPTED_PG_ROUND_TRIPS + 9
+# The monitoring state, the session, and the three rate limits (one script) with the
+# configuration's generation tokens (the values themselves are kept in the process).
+REDIS_ROUND_TRIPS = 3
+
+
+@pytest.fixture
+def merchant(db):
+    from tests.factories.core import MerchantFactory
+
+    return MerchantFactory(uscc=SELLER, area_code="410105", industry_code="5211")
+
+
+class Sent:
+    def __init__(self):
+        self.psycopg: list[str] = []
+        self.redis = 0
+
+
+@contextmanager
+def production_round_trips(monkeypatch):
+    """(statements and pipelines, psycopg's own commands and Redis commands) of a block."""
+    sent = Sent()
+    own = psycopg.Connection._exec_command
+    send_packed = redis.connection.AbstractConnection.send_packed_command
+
+    def exec_command(self, command, *args, **kwargs):
+        sent.psycopg.append(bytes(command).decode())
+        return own(self, command, *args, **kwargs)
+
+    def send_packed_command(self, command, check_health=True):
+        sent.redis += 1
+        return send_packed(self, command, check_health)
+
+    monkeypatch.setattr(psycopg.Connection, "_exec_command", exec_command)
+    monkeypatch.setattr(
+        redis.connection.AbstractConnection, "send_packed_command", send_packed_command
+    )
+    with counted_round_trips() as trips:
+        yield trips, sent
+    monkeypatch.undo()
+
+
+@pytest.fixture
+def queued(settings):
+    settings.REPORTING_ROLLUPS_QUEUED = True
+
+
+def test_an_accepted_submission_makes_four_round_trips_to_postgresql(
+    consumer, campaign, merchant, make_record, queued, monkeypatch
+):
+    warm_up(campaign, make_record)
+    client = signed_in(consumer)
+    _record, body = make_record()
+    with production_round_trips(monkeypatch) as (trips, sent):
+        response = submit(client, body)
+    assert response.status_code == 201, response.content
+    assert response.json()["invoice"]["status"] == "accepted"
+    assert sent.psycopg == []  # no BEGIN or COMMIT of psycopg's own: both travel in pipelines
+    assert trips.count == ACCEPTED_PG_ROUND_TRIPS, trips.seen
+    begin = trips.matching("BEGIN")
+    commit = trips.matching("COMMIT")
+    assert len(begin) == 1 and begin[0][2] and len(commit) == 1 and commit[0][2]
+    if settings.SESSION_ENGINE == "apps.accounts.session_store":
+        assert sent.redis == REDIS_ROUND_TRIPS
+    # The claim committed before the decision's transaction began (a concurrent retry sees it).
+    claim = trips.matching("INSERT", IdempotencyRecord._meta.db_table)[0][0]
+    assert claim < begin[0][0]
+    record = IdempotencyRecord.objects.get(user=consumer.user)
+    assert record.state == IdempotencyRecord.State.COMPLETED
+
+
+def test_an_instant_win_adds_its_own_round_trips(
+    consumer, campaign, merchant, make_record, queued, monkeypatch
+):
+    tier = instant_pool(campaign)
+    warm_up(campaign, make_record)
+    client = signed_in(consumer)
+    _record, body = make_record()
+    with production_round_trips(monkeypatch) as (trips, sent):
+        response = submit(client, body)
+    assert response.status_code == 201, response.content
+    assert response.json()["instant_prize"]["tier"] == tier.name
+    assert sent.psycopg == []
+    assert trips.count == INSTANT_WIN_PG_ROUND_TRIPS, trips.seen
+
+
+def test_a_number_taken_by_a_concurrent_submission_at_the_commit_is_a_duplicate(
+    consumer, campaign, merchant, make_record, queued, monkeypatch
+):
+    """The duplicate check passed (the other submission had not committed yet): the invoice's
+    INSERT, sent with the decision's last round trip, fails on the partial unique index. The
+    attempt is recorded as rejected, nothing of the decision stays, and the reply is stored."""
+    from tests.factories.core import ConsumerFactory
+
+    _record, body = make_record()
+    first = submit(signed_in(ConsumerFactory(real_name="张三")), body)
+    assert first.status_code == 201, first.content
+    # As if the first had not committed when the second looked.
+    monkeypatch.setattr(
+        services,
+        "_number_is_live_query",
+        lambda number: ("SELECT 1 WHERE %s = ''", [number]),
+    )
+    with production_round_trips(monkeypatch) as (trips, _sent):
+        response = submit(signed_in(consumer), body, key="lost-race-key-1")
+    assert response.status_code == 409, response.content
+    assert response.json()["code"] == "invoice.duplicate"
+    # The decision's batch carried the INSERT that failed, with the COMMIT that never ran.
+    assert trips.matching("INSERT INTO", Invoice._meta.db_table)
+    assert Invoice.objects.filter(number=body["number"], status="accepted").count() == 1
+    mine = Invoice.objects.get(number=body["number"], consumer=consumer)
+    assert (mine.status, mine.rejection_code) == ("rejected", "invoice.duplicate")
+    assert not mine.history.exclude(to_status="rejected").exists()
+    record = IdempotencyRecord.objects.get(key="lost-race-key-1")
+    assert (record.state, record.response_status) == (IdempotencyRecord.State.COMPLETED, 409)
+
+
+def test_another_integrity_error_at_the_commit_is_not_taken_for_a_duplicate(
+    consumer, campaign, merchant, make_record, queued, monkeypatch
+):
+    """Only the live number's unique index means "duplicate": any other failure of the last
+    round trip is a server fault (500), and nothing is recorded."""
+    from django.db import IntegrityError
+
+    real = services._history_steps
+
+    def failing(invoice, steps, actor=None):
+        real(invoice, steps, actor)
+        if invoice.status == "accepted":  # the decision's batch only (not a rejection's)
+            from apps.common.queries import write_later
+
+            write_later("INSERT INTO invoices_invoicestatuschange (invoice_id) VALUES (NULL)")
+
+    monkeypatch.setattr(services, "_history_steps", failing)
+    _record, body = make_record()
+    client = signed_in(consumer)
+    client.raise_request_exception = True
+    with pytest.raises(IntegrityError):
+        submit(client, body, key="other-error-key-1")
+    assert not Invoice.objects.filter(number=body["number"]).exists()
+    assert not IdempotencyRecord.objects.filter(key="other-error-key-1").exists()
+
+
+def test_a_consumer_frozen_before_the_lock_is_judged_by_the_locked_row(
+    consumer, campaign, merchant, make_record, monkeypatch
+):
+    """The checks that need no count run on the consumer as the request loaded it, before the
+    lock's round trip; the locked row decides. Frozen in between: rejected as frozen."""
+    from apps.accounts.choices import ConsumerStatus
+    from apps.accounts.models import Consumer
+
+    real = services.eligibility_failure
+
+    def freezing(**kwargs):
+        Consumer.objects.filter(pk=consumer.pk).update(status=ConsumerStatus.FROZEN)
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "eligibility_failure", freezing)
+    _record, body = make_record()
+    response = submit(signed_in(consumer), body)
+    assert response.status_code == 403, response.content
+    assert response.json()["code"] == "consumer.frozen"
+    invoice = Invoice.objects.get(number=body["number"])
+    assert (invoice.status, invoice.rejection_code) == ("rejected", "consumer.frozen")
