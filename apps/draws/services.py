@@ -22,6 +22,7 @@ import logging
 import math
 import secrets
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -36,7 +37,7 @@ from apps.accounts.models import Consumer
 from apps.audit.models import AuditCategory, AuditOutcome
 from apps.audit.services import audit_record
 from apps.common.exceptions import InvalidTransition
-from apps.common.queries import batched_writes, insert_objects, write_later
+from apps.common.queries import batched_writes, insert_objects, pipelined, write_later
 from apps.common.states import check_transition
 from apps.invoices.caching import PREFIX as CONFIG_PREFIX
 from apps.invoices.caching import generation_bump, read_through
@@ -1283,27 +1284,34 @@ class _NoStock(Exception):
     pass
 
 
-def _instant_take(candidate: _Candidate, day) -> bool:
-    """Decrement the tier's stock and count the day's award. Each is one conditional UPDATE,
-    so concurrent winners can never take more than there is. False when either finds nothing
-    left: the caller's savepoint (the win's, `instant_draw_for_entry`) then undoes the other,
-    so it is both or neither."""
+def _instant_take(candidate: _Candidate, day):
+    """Decrement the tier's stock and count the day's award: two conditional UPDATEs, so
+    concurrent winners can never take more than there is. Both are sent at once (in the
+    caller's pipeline, with its savepoint: one round trip); the returned function tells,
+    once they are back, whether both found something left. If either did not, the caller's
+    savepoint (the win's, `_instant_win`) undoes the other, so it is both or neither."""
     connection = connections[router.db_for_write(InstantTier)]
     q = connection.ops.quote_name
-    with connection.cursor() as cursor:  # plain statements: they run on every win
-        cursor.execute(
-            f"UPDATE {q(InstantTier._meta.db_table)} SET remaining = remaining - 1 "  # noqa: S608 - names only
-            "WHERE id = %s AND remaining > 0",
-            [candidate.tier.pk],
-        )
-        if not cursor.rowcount:
-            return False
-        cursor.execute(
-            f"UPDATE {q(InstantDailyQuota._meta.db_table)} SET awarded = awarded + 1 "  # noqa: S608 - names only
-            "WHERE tier_id = %s AND day = %s AND awarded < quota",
-            [candidate.tier.pk, connection.ops.adapt_datefield_value(day)],
-        )
-        return bool(cursor.rowcount)
+    stock, quota = connection.cursor(), connection.cursor()  # plain statements: every win
+    stock.execute(
+        f"UPDATE {q(InstantTier._meta.db_table)} SET remaining = remaining - 1 "  # noqa: S608 - names only
+        "WHERE id = %s AND remaining > 0",
+        [candidate.tier.pk],
+    )
+    quota.execute(
+        f"UPDATE {q(InstantDailyQuota._meta.db_table)} SET awarded = awarded + 1 "  # noqa: S608 - names only
+        "WHERE tier_id = %s AND day = %s AND awarded < quota",
+        [candidate.tier.pk, connection.ops.adapt_datefield_value(day)],
+    )
+
+    def taken() -> bool:
+        try:
+            return bool(stock.rowcount) and bool(quota.rowcount)
+        finally:
+            stock.close()
+            quota.close()
+
+    return taken
 
 
 def instant_prize_payload(award: InstantAward) -> dict:
@@ -1383,11 +1391,16 @@ def _instant_win(pools, all_tiers, invoice, day, now) -> InstantAward | None:
     try:
         # Stock, quota, the win and its reservation in the prize fund: all or nothing, so
         # a fund that cannot cover the prize means "not this time", never an overspend. The
-        # award's history, its ledger entry and its coupon go together in one round trip
-        # before the savepoint's release (`batched_writes`); the stock, quota and balance
-        # UPDATEs, which decide, run at once.
-        with transaction.atomic(), batched_writes():
-            if not _instant_take(candidate, day):
+        # savepoint and the stock and quota UPDATEs go in one round trip, the two balance
+        # UPDATEs in another (`ledger_move`), the award's history, its ledger entry and its
+        # coupon together before the savepoint's release (`batched_writes`).
+        with ExitStack() as win:
+            # The win's savepoint with the stock and quota UPDATEs: one round trip.
+            with pipelined():
+                win.enter_context(transaction.atomic())
+                win.enter_context(batched_writes())
+                taken = _instant_take(candidate, day)
+            if not taken():
                 raise _NoStock
             award = InstantAward(
                 invoice=invoice,

@@ -456,8 +456,9 @@ def _decide_locked(
             try:
                 # No savepoint (two round trips on every submission): losing the race for the
                 # number aborts this transaction, and the caller records the rejected attempt
-                # in a new one. With its id drawn already, the INSERT goes with the batch.
-                insert_objects([invoice], later=True)
+                # in a new one. With its id drawn already (PostgreSQL), the INSERT goes with
+                # the batch; without, it runs now, for the rows that refer to it.
+                insert_objects([invoice], later=invoice.pk is not None)
             except IntegrityError as exc:
                 raise _NumberTaken from exc
         steps = []

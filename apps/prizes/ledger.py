@@ -14,7 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 
 from apps.common.models import ZERO
-from apps.common.queries import insert_objects
+from apps.common.queries import insert_objects, pipelined
 
 from .choices import AccountKind, EntryKind
 from .exceptions import PrizeError
@@ -104,10 +104,11 @@ def ledger_move(
             )
             insert_objects([entry], later=new_key)
             # Lock order by id keeps two movements between the same accounts deadlock-free.
-            # Plain statements: this runs on every instant win.
+            # Plain statements, both in one round trip (an overdraft raises when it comes
+            # back): this runs on every instant win, and the accounts are every winner's.
             table = connection.ops.quote_name(LedgerAccount._meta.db_table)
             balance = LedgerAccount._meta.get_field("balance")
-            with connection.cursor() as cursor:
+            with pipelined(), connection.cursor() as cursor:
                 for acc_id, delta in sorted(((source_id, -amount), (target_id, amount))):
                     cursor.execute(
                         f"UPDATE {table} SET balance = balance + %s WHERE id = %s",  # noqa: S608 - names only

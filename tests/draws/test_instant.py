@@ -234,10 +234,14 @@ def test_stock_quota_and_prize_cap_limit_awards(campaign):
     ]
     tier.refresh_from_db()
     assert tier.remaining == 0
+    # Both or neither: the refused draw's quota count was undone with its savepoint.
+    assert InstantDailyQuota.objects.get(tier=tier).awarded == 2
     quota_tier = make_tier(pool, name="10元", face_value=Decimal("10.00"), quantity=50, quota=1)
     results = [services.instant_draw_for_entry(invoice=entry(campaign)) for _ in range(3)]
     assert [bool(r) for r in results] == [True, False, False]
     assert InstantDailyQuota.objects.get(tier=quota_tier).awarded == 1
+    quota_tier.refresh_from_db()
+    assert quota_tier.remaining == 49  # the stock the refused draws took was given back
     # No quota row for today: no prize of that tier today.
     unpaced = make_tier(pool, name="5元", face_value=Decimal("5.00"), quantity=50)
     InstantDailyQuota.objects.filter(tier=unpaced).delete()

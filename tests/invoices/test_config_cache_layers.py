@@ -27,14 +27,21 @@ class _CountingCache:
 
     def __init__(self, monkeypatch):
         self.calls = []
+        self.inside = False
         for name in ("get_many", "get", "set", "add"):
             original = getattr(cache, name)
             monkeypatch.setattr(caching.cache, name, self._wrap(name, original))
 
     def _wrap(self, name, original):
         def call(*args, **kwargs):
+            if self.inside:  # a backend whose get_many calls get (local memory): one call
+                return original(*args, **kwargs)
             self.calls.append((name, args[0] if args else None))
-            return original(*args, **kwargs)
+            self.inside = True
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.inside = False
 
         return call
 

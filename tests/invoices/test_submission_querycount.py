@@ -80,10 +80,10 @@ DUPLICATE_ROUND_TRIPS = DUPLICATE_QUERIES - 2
 # fund, policy and the fund's account ids come from the prize configuration cache), and the
 # award's rollup (fact, cell; its outbox event shares the invoice's INSERT).
 INSTANT_WIN_QUERIES = 31 + SESSION_QUERIES
-# Round trips: the accepted path's pipelines (the draw record joins its batch) and the win's
-# own batch (the award's history and its ledger entry; a coupon's row would join them); the
-# claim no longer needs one of its own.
-INSTANT_WIN_ROUND_TRIPS = INSTANT_WIN_QUERIES - 8 - 2
+# Round trips: the accepted path's pipelines (the draw record joins its batch), the win's
+# savepoint with its stock and quota UPDATEs, its two balance UPDATEs, and its own batch (the
+# award's history and its ledger entry; a coupon's row would join them).
+INSTANT_WIN_ROUND_TRIPS = INSTANT_WIN_QUERIES - 8 - 2 - 2 - 1
 
 
 class RoundTrips:
