@@ -1,15 +1,18 @@
 """Plain SQL for the hot paths, where compiling the ORM's query costs more than running it,
 and fewer round trips to the database where each costs more than the statement it carries.
 
-On the development machine a round trip to PostgreSQL costs about half a millisecond of CPU
-under load (the client's and the server's system calls and wake-ups), more than most of the
-submission path's statements take to run (docs/benchmarks.md, issue 11). Three tools here send
-several statements in one round trip with psycopg's pipeline mode:
+On a busy machine a round trip to PostgreSQL can cost half a millisecond of CPU under load
+(the client's and the server's system calls and wake-ups), more than most of the submission
+path's statements take to run (docs/benchmarks.md, issue 11). These tools send several
+statements in one round trip with psycopg's pipeline mode:
 
-- `model_row(…, prelude=[…])`: statements sent with a read (and the transaction's `BEGIN`);
+- `pipelined()`: a block's statements in one round trip; a transaction's `BEGIN` goes with
+  them (psycopg alone would send it with a sync of its own and wait);
+- `read_ahead()` with `fetch_one()` / `model_row()`: one-row reads (and `prelude` statements)
+  that travel together, each row given to its reader;
 - `batched_writes()` with `write_later()` / `insert_objects(…, later=True)`: writes whose
-  results nobody reads (history rows, queue entries), sent together just before the commit;
-- `read_ahead()` with `fetch_one()`: a one-row read that travels with the next one.
+  results nobody reads (history rows, queue entries), sent together just before the commit —
+  and with it, `batched_writes(commit=True)`.
 """
 
 from __future__ import annotations

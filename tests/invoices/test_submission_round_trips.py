@@ -91,17 +91,25 @@ def queued(settings, monkeypatch):
     monkeypatch.setattr(tasks.rollups_drain_task, "apply_async", lambda *a, **kw: None)
 
 
-def test_an_accepted_submission_makes_four_round_trips_to_postgresql(
-    consumer, campaign, merchant, make_record, queued, monkeypatch
-):
+def submit_measured(consumer, campaign, make_record, monkeypatch):
+    """After a warm-up submission by someone else, `consumer` submits a fresh invoice: the
+    201 response and its round trips. psycopg sends no BEGIN or COMMIT of its own: both travel
+    in pipelines."""
     warm_up(campaign, make_record)
     client = signed_in(consumer)
     _record, body = make_record()
     with production_round_trips(monkeypatch) as (trips, sent):
         response = submit(client, body)
     assert response.status_code == 201, response.content
+    assert sent.psycopg == []
+    return response, trips, sent
+
+
+def test_an_accepted_submission_makes_four_round_trips_to_postgresql(
+    consumer, campaign, merchant, make_record, queued, monkeypatch
+):
+    response, trips, sent = submit_measured(consumer, campaign, make_record, monkeypatch)
     assert response.json()["invoice"]["status"] == "accepted"
-    assert sent.psycopg == []  # no BEGIN or COMMIT of psycopg's own: both travel in pipelines
     assert trips.count == ACCEPTED_PG_ROUND_TRIPS, trips.seen
     begin = trips.matching("BEGIN")
     commit = trips.matching("COMMIT")
@@ -119,14 +127,8 @@ def test_an_instant_win_adds_its_own_round_trips(
     consumer, campaign, merchant, make_record, queued, monkeypatch
 ):
     tier = instant_pool(campaign)
-    warm_up(campaign, make_record)
-    client = signed_in(consumer)
-    _record, body = make_record()
-    with production_round_trips(monkeypatch) as (trips, sent):
-        response = submit(client, body)
-    assert response.status_code == 201, response.content
+    response, trips, _sent = submit_measured(consumer, campaign, make_record, monkeypatch)
     assert response.json()["instant_prize"]["tier"] == tier.name
-    assert sent.psycopg == []
     assert trips.count == INSTANT_WIN_PG_ROUND_TRIPS, trips.seen
 
 
