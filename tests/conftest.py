@@ -97,3 +97,16 @@ def admin_client(client, admin_user):
     from tests.accounts.helpers import sign_in_staff
 
     return sign_in_staff(client, admin_user)
+
+
+@pytest.fixture
+def kicks(monkeypatch):
+    """The drain task's `apply_async` calls, recorded (nothing runs: Celery is eager in tests,
+    so a kick on commit would drain at once and empty the queue under the test)."""
+    from apps.reporting import rollups, tasks
+
+    calls: list[dict] = []
+    # This process has not kicked yet (an earlier test's commit may have, within the delay).
+    monkeypatch.setattr(rollups, "_last_kick", [0.0])
+    monkeypatch.setattr(tasks.rollups_drain_task, "apply_async", lambda *a, **kw: calls.append(kw))
+    return calls

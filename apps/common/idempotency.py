@@ -163,13 +163,13 @@ def _existing_reply(user, key: str, fingerprint: str) -> Response:
             "idempotency.key_reused",
             _("This Idempotency-Key was used for a different request."),
             status_code=422,
-        )
+        ) from None
     if existing.state != IdempotencyRecord.State.COMPLETED:
         raise IdempotencyError(
             "idempotency.in_progress",
             _("The first request with this Idempotency-Key is still running."),
             status_code=409,
-        )
+        ) from None
     response = Response(existing.response_body, status=existing.response_status)
     response["Idempotent-Replayed"] = "true"
     return response

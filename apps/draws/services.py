@@ -1395,7 +1395,6 @@ def _instant_win(pools, all_tiers, invoice, day, now) -> InstantAward | None:
         # UPDATEs in another (`ledger_move`), the award's history, its ledger entry and its
         # coupon together before the savepoint's release (`batched_writes`).
         with ExitStack() as win:
-            # The win's savepoint with the stock and quota UPDATEs: one round trip.
             with pipelined():
                 win.enter_context(transaction.atomic())
                 win.enter_context(batched_writes())

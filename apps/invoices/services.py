@@ -419,10 +419,10 @@ def _decide_locked(
                 invoice = Invoice.objects.select_for_update().get(pk=pending.pk)
                 if invoice.status != InvoiceStatus.PENDING:
                     return invoice, invoice.rejection_code, {}, None
-                code, detail, risk, matched = _screen(consumer, record, campaign, merchant, invoice)
             else:
                 invoice = _new_invoice(consumer, question, channel)
-                code, detail, risk, matched = _screen(consumer, record, campaign, merchant, invoice)
+            code, detail, risk, matched = _screen(consumer, record, campaign, merchant, invoice)
+            if pending is None:
                 locked = _locked(lock)
                 if (locked.status, locked.real_name) != (consumer.status, consumer.real_name):
                     code, detail, risk, matched = _screen(

@@ -52,6 +52,7 @@ from tests.invoices.test_submission_querycount import (
     RoundTrips,
     counted_round_trips,
     instant_pool,
+    spy_psycopg_commands,
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -269,16 +270,7 @@ def test_model_row_prelude_sets_generic_plans_for_the_transaction_only():
 
 @pytest.fixture
 def commands(monkeypatch):
-    """The commands psycopg sent on its own (its `BEGIN`, `COMMIT`, …), outside any cursor."""
-    sent = []
-    real = psycopg.Connection._exec_command
-
-    def spy(self, command, *args, **kwargs):
-        sent.append(bytes(command).decode())
-        return real(self, command, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.Connection, "_exec_command", spy)
-    return sent
+    return spy_psycopg_commands(monkeypatch)
 
 
 @pytest.mark.django_db(transaction=True)

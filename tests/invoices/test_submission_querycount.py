@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection, transaction
@@ -123,6 +124,20 @@ def counted_round_trips():
     counter = RoundTrips()
     with connection.execute_wrapper(counter):
         yield counter
+
+
+def spy_psycopg_commands(monkeypatch) -> list[str]:
+    """The commands psycopg sends on its own from now on (its `BEGIN`, `COMMIT`, …, each a
+    round trip outside a pipeline), outside any cursor."""
+    sent: list[str] = []
+    real = psycopg.Connection._exec_command
+
+    def spy(self, command, *args, **kwargs):
+        sent.append(bytes(command).decode())
+        return real(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "_exec_command", spy)
+    return sent
 
 
 _keys = itertools.count(1)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-import psycopg
 import pytest
 import redis.connection
 from django.conf import settings
@@ -25,6 +24,7 @@ from tests.invoices.test_submission_querycount import (
     counted_round_trips,
     instant_pool,
     signed_in,
+    spy_psycopg_commands,
     warm_up,
 )
 
@@ -60,18 +60,13 @@ class Sent:
 def production_round_trips(monkeypatch):
     """(statements and pipelines, psycopg's own commands and Redis commands) of a block."""
     sent = Sent()
-    own = psycopg.Connection._exec_command
+    sent.psycopg = spy_psycopg_commands(monkeypatch)
     send_packed = redis.connection.AbstractConnection.send_packed_command
-
-    def exec_command(self, command, *args, **kwargs):
-        sent.psycopg.append(bytes(command).decode())
-        return own(self, command, *args, **kwargs)
 
     def send_packed_command(self, command, check_health=True):
         sent.redis += 1
         return send_packed(self, command, check_health)
 
-    monkeypatch.setattr(psycopg.Connection, "_exec_command", exec_command)
     monkeypatch.setattr(
         redis.connection.AbstractConnection, "send_packed_command", send_packed_command
     )
@@ -81,14 +76,10 @@ def production_round_trips(monkeypatch):
 
 
 @pytest.fixture
-def queued(settings, monkeypatch):
-    """Production's queued rollups, the drain's kick recorded instead of run (Celery is eager in
-    tests: it would drain inside the measured request, at a time of its own)."""
-    from apps.reporting import rollups, tasks
-
+def queued(settings, kicks):
+    """Production's queued rollups, the drain's kick recorded instead of run (`kicks`: Celery
+    is eager in tests, it would drain inside the measured request, at a time of its own)."""
     settings.REPORTING_ROLLUPS_QUEUED = True
-    monkeypatch.setattr(rollups, "_last_kick", [0.0])
-    monkeypatch.setattr(tasks.rollups_drain_task, "apply_async", lambda *a, **kw: None)
 
 
 def submit_measured(consumer, campaign, make_record, monkeypatch):

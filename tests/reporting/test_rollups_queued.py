@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from apps.invoices.models import Invoice
 from apps.prizes.models import Award
-from apps.reporting import rebuild, rollups, tasks
+from apps.reporting import rebuild, rollups
 from apps.reporting.models import (
     AwardFact,
     AwardRollup,
@@ -94,17 +94,6 @@ QUEUED_INSTANT_WIN_QUERIES = (
 def queued(settings):
     settings.REPORTING_ROLLUPS_QUEUED = True
     return settings
-
-
-@pytest.fixture
-def kicks(monkeypatch):
-    """The drain task's `apply_async` calls, recorded (nothing runs: Celery is eager in tests,
-    so a kick on commit would drain at once and empty the queue under the test)."""
-    calls: list[dict] = []
-    # This process has not kicked yet (an earlier test's commit may have, within the delay).
-    monkeypatch.setattr(rollups, "_last_kick", [0.0])
-    monkeypatch.setattr(tasks.rollups_drain_task, "apply_async", lambda *a, **kw: calls.append(kw))
-    return calls
 
 
 def queue() -> list[tuple[int, int]]:

@@ -136,17 +136,18 @@ class InvoiceViewSet(
 
         def entered(invoice, prize):
             # Inside the decision's transaction: the idempotency reply commits with it.
-            reply["body"] = {"invoice": invoice_payload(invoice), "instant_prize": prize}
+            reply["body"] = _submission_body(invoice, prize)
             store_reply_in_transaction(status.HTTP_201_CREATED, reply["body"])
 
         result = invoice_submit(
             consumer=consumer, data=data, channel=SourceChannel.APP, before_commit=entered
         )
-        body = reply.get("body") or {
-            "invoice": invoice_payload(result.invoice),
-            "instant_prize": result.instant_prize,
-        }
+        body = reply.get("body") or _submission_body(result.invoice, result.instant_prize)
         return Response(body, status=status.HTTP_201_CREATED)
+
+
+def _submission_body(invoice, prize) -> dict:
+    return {"invoice": invoice_payload(invoice), "instant_prize": prize}
 
 
 class EntryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
