@@ -40,6 +40,15 @@ quantity or its daily quota, no 5xx; it exits non-zero on any problem.
     .venv/bin/python bench/load_submit.py --preload 1000000 --duration 20
     .venv/bin/python bench/load_submit.py --reuse --paced-rate 80 --paced-duration 60
     .venv/bin/python bench/load_submit.py --reuse --paced-duration 0   # closed loop only
+    .venv/bin/python bench/load_submit.py --reuse --worker-class sync --workers 5 --threads 1
+    LOAD_SUBMIT_PACED_TRACE=/tmp/paced.tsv .venv/bin/python bench/load_submit.py --reuse
+
+`--worker-class sync` runs production's default shape (deploy/gunicorn.conf.py: sync workers,
+one request per connection); the default, gthread, keeps connections alive.
+`LOAD_SUBMIT_PACED_TRACE` writes the paced phase's requests to a file, one line each: due time
+from the start (s), latency (ms), HTTP status (0: no answer) — to see when latency rose.
+A reused database first gets what autovacuum would have done since the last run: the tables
+the runs churn are vacuumed (`vacuum_between_runs`), and a server without autovacuum is named.
 
 Consumers: every request of the submission run comes from a different verified consumer's
 session (by default two invoices each), the way a spike of many people looks — not one client
@@ -158,7 +167,48 @@ def prepare(args, url: str) -> dict:
             cur.execute("ANALYZE")
         print(f"  preload {args.preload - have:,} invoices {time.monotonic() - started:.1f} s")
     print(f"  invoices on record: {Invoice.objects.count():,}")
+    vacuum_between_runs(connection)
     return make_run_data(args)
+
+
+# Tables every run writes to and deletes or updates in: the rollup queue (the drain deletes
+# what it applied), the idempotency keys, the rollups, the instant pools' stock and quotas and
+# the funds' balances. On a live system autovacuum keeps them small; between bench runs on a
+# reused database it may not have had its turn (or be off).
+CHURNED_TABLES = (
+    "reporting_rollupchange",
+    "common_idempotencyrecord",
+    "reporting_dailyrollup",
+    "reporting_awardrollup",
+    "reporting_dayparticipants",
+    "draws_instanttier",
+    "draws_instantdailyquota",
+    "prizes_ledgeraccount",
+)
+
+
+def vacuum_between_runs(connection) -> None:
+    """What autovacuum does between two runs on a live system: the dead rows of the tables
+    the previous runs churned are removed before this one measures. Warns when the server
+    runs without autovacuum (production's PostgreSQL runs it; a server configured for CI may
+    not, and then every run inherits the previous runs' dead rows: the rollup queue, emptied
+    by the drain, was found with 149,000 dead rows and 252 live ones)."""
+    started = time.monotonic()
+    with connection.cursor() as cur:
+        cur.execute("SHOW autovacuum")
+        if cur.fetchone()[0] != "on":
+            print(
+                "  WARNING: autovacuum is off on this server (production runs it): dead rows "
+                "pile up between and during runs; ALTER SYSTEM SET autovacuum = on"
+            )
+        cur.execute(
+            "SELECT relname FROM pg_class WHERE relkind = 'r' AND relname = ANY(%s)",
+            [list(CHURNED_TABLES)],
+        )
+        tables = [name for (name,) in cur.fetchall()]
+        for name in tables:
+            cur.execute(f"VACUUM (ANALYZE) {connection.ops.quote_name(name)}")
+    print(f"  vacuum {len(tables)} churned tables {time.monotonic() - started:.1f} s")
 
 
 def make_run_data(args) -> dict:
@@ -408,7 +458,7 @@ def start_server(args, url: str) -> subprocess.Popen:
         "lotteryinvoice.wsgi:application",
     ]
     # gthread even with one thread: it keeps connections alive (the sync worker closes each).
-    command[1:1] = ["--worker-class", "gthread"]
+    command[1:1] = ["--worker-class", args.worker_class]
     server = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -778,6 +828,11 @@ async def paced_drive(
         latency[i] = stopped - (t0 + i * due_time)
     answered = sum(1 for i in range(state["next"]) if status[i] and finished[i] <= window_end)
     ordered = sorted(latency)
+    trace = os.environ.get("LOAD_SUBMIT_PACED_TRACE")
+    if trace:  # one line per request: due time from the start (s), latency (ms), status
+        with open(trace, "w") as out:
+            for i in range(n):
+                out.write(f"{i * due_time:.4f}\t{latency[i] * 1e3:.1f}\t{status[i]}\n")
 
     def pct(p: float) -> float:
         return ordered[min(n - 1, max(0, math.ceil(p / 100 * n) - 1))]  # nearest rank
@@ -1003,6 +1058,13 @@ def main() -> None:
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=2, help="threads per worker (gthread)")
+    parser.add_argument(
+        "--worker-class",
+        choices=["gthread", "sync"],
+        default="gthread",
+        help="gunicorn's worker class: gthread keeps connections alive; sync (production's "
+        "default shape) answers one request per connection and process at a time",
+    )
     parser.add_argument("--pool", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--pool-size", type=int, default=8)
     parser.add_argument(
