@@ -155,6 +155,25 @@ def batched_writes(*, commit: bool = False):
                 cursor.execute("COMMIT")
 
 
+def batch_pipelined() -> bool:
+    """Whether a write made now joins an open `batched_writes()` batch that is sent in one
+    round trip (PostgreSQL): a step that has decided may then queue all its rows, with ids
+    drawn ahead (`next_ids_query`)."""
+    db = _db()
+    return _open_batch(db) is not None and _can_pipeline(db)
+
+
+def next_ids_query(*models) -> tuple[str, list]:
+    """One `SELECT` of a new id from each model's table sequence (PostgreSQL), in order, so
+    that rows referring to each other can be inserted later with their ids given."""
+    db = _db()
+    q = db.ops.quote_name
+    return (
+        "SELECT " + ", ".join(["nextval(pg_get_serial_sequence(%s, %s))"] * len(models)),
+        [v for model in models for v in (q(model._meta.db_table), model._meta.pk.column)],
+    )
+
+
 def _outermost_transaction(db) -> bool:
     """In one `atomic` block that opened the transaction itself (not a savepoint in another)."""
     return (

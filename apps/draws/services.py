@@ -37,7 +37,14 @@ from apps.accounts.models import Consumer
 from apps.audit.models import AuditCategory, AuditOutcome
 from apps.audit.services import audit_record
 from apps.common.exceptions import InvalidTransition
-from apps.common.queries import batched_writes, insert_objects, pipelined, write_later
+from apps.common.queries import (
+    batch_pipelined,
+    batched_writes,
+    insert_objects,
+    next_ids_query,
+    pipelined,
+    write_later,
+)
 from apps.common.states import check_transition
 from apps.invoices.caching import PREFIX as CONFIG_PREFIX
 from apps.invoices.caching import generation_bump, read_through
@@ -46,7 +53,13 @@ from apps.invoices.models import Invoice
 from apps.merchants.choices import MerchantStatus
 from apps.merchants.models import Merchant
 from apps.prizes.exceptions import PrizeError
-from apps.prizes.services import award_create_for_instant, awards_create_for_draw
+from apps.prizes.ledger import balance_param, is_overdraft
+from apps.prizes.models import Award, LedgerAccount
+from apps.prizes.services import (
+    award_create_for_instant,
+    awards_create_for_draw,
+    instant_reservation,
+)
 
 from . import engine
 from .choices import (
@@ -1388,6 +1401,14 @@ def _instant_win(pools, all_tiers, invoice, day, now) -> InstantAward | None:
     payable_after = None
     if tier.kind == InstantPrizeKind.CASH and tier.face_value > pool.delay_cash_above:
         payable_after = now + timedelta(days=pool.delay_days)
+    if batch_pipelined():
+        try:
+            reservation = instant_reservation(pool=pool, amount=tier.face_value)
+        except PrizeError as exc:
+            logger.warning("instant prize of pool %s not awarded: %s", pool.pk, exc.code)
+            return None
+        if reservation is not None:
+            return _instant_win_batched(candidate, reservation, invoice, day, now, payable_after)
     try:
         # Stock, quota, the win and its reservation in the prize fund: all or nothing, so
         # a fund that cannot cover the prize means "not this time", never an overspend. The
@@ -1419,6 +1440,100 @@ def _instant_win(pools, all_tiers, invoice, day, now) -> InstantAward | None:
     except PrizeError as exc:
         logger.warning("instant prize of pool %s not awarded: %s", pool.pk, exc.code)
         return None
+    return award
+
+
+def _take_and_reserve(candidate: _Candidate, day, moves) -> tuple[str, list]:
+    """One statement that takes the prize and reserves its value, or changes nothing: lock
+    the tier if it has stock; count the day's award if its quota has room; decrement the
+    stock; move the fund's two balances (`moves`, in lock order) — each step only if the one
+    before it happened. It answers (prizes taken, balances moved): (1, 1) or (0, 0). An
+    overdraft fails the statement on the balance CHECK. Nothing to undo when there is no
+    stock or quota: no `ROLLBACK TO SAVEPOINT`, after which psycopg forgets every prepared
+    statement of the connection (its answer's status is `ROLLBACK`) and re-prepares them."""
+    connection = connections[router.db_for_write(InstantTier)]
+    q = connection.ops.quote_name
+    tier, quota = q(InstantTier._meta.db_table), q(InstantDailyQuota._meta.db_table)
+    account = q(LedgerAccount._meta.db_table)
+    (first_id, first_delta), (second_id, second_delta) = moves
+    sql = (
+        f"WITH tier AS (SELECT id FROM {tier} WHERE id = %s AND remaining > 0 FOR UPDATE), "  # noqa: S608 - names only
+        f"quota AS (UPDATE {quota} SET awarded = awarded + 1 "
+        "WHERE tier_id IN (SELECT id FROM tier) AND day = %s AND awarded < quota "
+        "RETURNING tier_id), "
+        f"stock AS (UPDATE {tier} SET remaining = remaining - 1 "
+        "WHERE id IN (SELECT tier_id FROM quota) RETURNING id), "
+        f"first AS (UPDATE {account} SET balance = balance + %s "
+        "WHERE id = %s AND EXISTS (SELECT 1 FROM stock) RETURNING id), "
+        f"second AS (UPDATE {account} SET balance = balance + %s "
+        "WHERE id = %s AND EXISTS (SELECT 1 FROM first) RETURNING id) "
+        "SELECT (SELECT count(*) FROM stock), (SELECT count(*) FROM second)"
+    )
+    params = [
+        candidate.tier.pk,
+        connection.ops.adapt_datefield_value(day),
+        balance_param(first_delta),
+        first_id,
+        balance_param(second_delta),
+        second_id,
+    ]
+    return sql, params
+
+
+def _instant_win_batched(
+    candidate: _Candidate, reservation, invoice, day, now, payable_after
+) -> InstantAward | None:
+    """`_instant_win` where the transaction's writes are batched (the submission, on
+    PostgreSQL): everything that decides travels in one round trip — a savepoint, one
+    statement that takes the stock and the day's quota and reserves the prize's value in the
+    fund (`_take_and_reserve`), and the ids of the instant award and the award — and the rows
+    (the instant award, the award, its history, its ledger entry, its coupon) and the
+    savepoint's release go with the transaction's batched writes, sent with its `COMMIT`.
+    Nothing is left to fail there but what fails the whole submission anyway. No stock or no
+    quota left: nothing was changed, no prize. A fund that cannot cover the prize fails the
+    statement on the balance CHECK and the savepoint undoes it: one more round trip, no prize.
+    The hot rows (the tier, the fund's accounts) are held from this round trip to the
+    `COMMIT`, the next one."""
+    db = connections[router.db_for_write(InstantAward)]
+    sid, take, ids = None, db.cursor(), db.cursor()
+    try:
+        with pipelined():
+            sid = transaction.savepoint(using=db.alias)
+            take.execute(*_take_and_reserve(candidate, day, reservation.moves))
+            ids.execute(*next_ids_query(InstantAward, Award))
+        taken, moved = take.fetchone()
+        instant_id, award_id = ids.fetchone()
+    except IntegrityError as exc:
+        if sid is not None:
+            transaction.savepoint_rollback(sid, using=db.alias)
+        if not is_overdraft(exc):
+            raise
+        logger.warning("instant prize of pool %s not awarded: fund.insufficient", candidate.pool.pk)
+        return None
+    finally:
+        take.close()
+        ids.close()
+    if taken and not moved:  # the cached account ids name no account: undo, no prize
+        transaction.savepoint_rollback(sid, using=db.alias)
+        logger.error("instant prize of pool %s not awarded: fund accounts", candidate.pool.pk)
+        taken = 0
+    write_later(db.ops.savepoint_commit_sql(sid))
+    if not taken:  # no stock or no quota left: nothing was changed
+        return None
+    award = InstantAward(
+        pk=instant_id,
+        invoice=invoice,
+        consumer_id=invoice.consumer_id,
+        pool=candidate.pool,
+        tier=candidate.tier,
+        kind=candidate.tier.kind,
+        amount=candidate.tier.face_value,
+        day=day,
+        drawn_at=now,
+        payable_after=payable_after,
+    )
+    insert_objects([award], later=True)
+    award_create_for_instant(instant_award=award, reservation=reservation, award_id=award_id)
     return award
 
 

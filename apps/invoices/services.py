@@ -47,6 +47,7 @@ from apps.common.queries import (
     insert_objects,
     model_from_row,
     model_row_query,
+    next_ids_query,
     read_ahead,
 )
 from apps.common.states import check_transition
@@ -299,10 +300,7 @@ def _next_invoice_id():
     the INSERT runs at once)."""
     if connection.vendor != "postgresql":
         return nullcontext()
-    return read_ahead(
-        "SELECT nextval(pg_get_serial_sequence(%s, %s))",
-        [connection.ops.quote_name(Invoice._meta.db_table), Invoice._meta.pk.column],
-    )
+    return read_ahead(*next_ids_query(Invoice))
 
 
 class _NumberTaken(Exception):

@@ -51,6 +51,30 @@ def _check_amount(amount: Decimal) -> Decimal:
     return amount
 
 
+def balance_moves(source_id: int, target_id: int, amount: Decimal) -> list[tuple[int, Decimal]]:
+    """(account id, change of balance) of a movement of `amount`, in lock order: by id, which
+    keeps two movements between the same accounts deadlock-free."""
+    return sorted(((source_id, -amount), (target_id, amount)))
+
+
+def balance_update_sql() -> str:
+    """One account's balance UPDATE (params: the change, the account id). A plain statement:
+    this runs on every instant win, and the accounts are every winner's. An overdraft fails on
+    the balance CHECK constraint."""
+    table = connection.ops.quote_name(LedgerAccount._meta.db_table)
+    return f"UPDATE {table} SET balance = balance + %s WHERE id = %s"  # noqa: S608 - names only
+
+
+def balance_param(delta: Decimal):
+    return LedgerAccount._meta.get_field("balance").get_db_prep_save(delta, connection)
+
+
+def is_overdraft(exc: IntegrityError) -> bool:
+    """The balance CHECK constraint refused a movement (PostgreSQL names it; SQLite says
+    which kind of constraint failed)."""
+    return "balance_not_negative" in str(exc) or "CHECK constraint failed" in str(exc)
+
+
 def ledger_move(
     *,
     fund_id: int,
@@ -66,6 +90,7 @@ def ledger_move(
     new_key: bool = False,
     savepoint: bool = True,
     account_ids: dict[str, int] | None = None,
+    balances_moved: bool = False,
 ) -> LedgerEntry | None:
     """Move `amount` between two accounts of a fund, once per `key`.
 
@@ -79,7 +104,9 @@ def ledger_move(
     {kind: account id} (`apps.prizes.caching`), instead of reading the two accounts. With
     `new_key` inside `apps.common.queries.batched_writes()`, the entry's INSERT goes with the
     batch and the returned entry has no id (the balance UPDATEs, which refuse an overdraft,
-    run at once).
+    run at once). `balances_moved`: the caller has made this movement's balance changes
+    (`balance_moves`) in this transaction already (with `new_key`; the instant draw makes
+    them with its stock UPDATE), so only the entry is written.
     """
     amount = _check_amount(amount)
     if not new_key and LedgerEntry.objects.filter(key=key).exists():
@@ -103,21 +130,15 @@ def ledger_move(
                 actor=actor if getattr(actor, "is_authenticated", False) else None,
             )
             insert_objects([entry], later=new_key)
-            # Lock order by id keeps two movements between the same accounts deadlock-free.
-            # Plain statements, both in one round trip (an overdraft raises when it comes
-            # back): this runs on every instant win, and the accounts are every winner's.
-            table = connection.ops.quote_name(LedgerAccount._meta.db_table)
-            balance = LedgerAccount._meta.get_field("balance")
-            with pipelined(), connection.cursor() as cursor:
-                for acc_id, delta in sorted(((source_id, -amount), (target_id, amount))):
-                    cursor.execute(
-                        f"UPDATE {table} SET balance = balance + %s WHERE id = %s",  # noqa: S608 - names only
-                        [balance.get_db_prep_save(delta, connection), acc_id],
-                    )
+            if not balances_moved:
+                # Both in one round trip (an overdraft raises when it comes back).
+                with pipelined(), connection.cursor() as cursor:
+                    for account_id, delta in balance_moves(source_id, target_id, amount):
+                        cursor.execute(balance_update_sql(), [balance_param(delta), account_id])
     except IntegrityError as exc:
         if savepoint and LedgerEntry.objects.filter(key=key).exists():
             return None
-        if "balance_not_negative" in str(exc) or "CHECK constraint failed" in str(exc):
+        if is_overdraft(exc):
             raise PrizeError(
                 "fund.insufficient",
                 detail={"fund": fund_id, "account": from_kind, "amount": str(amount)},

@@ -52,7 +52,7 @@ from .choices import (
     PayoutStatus,
 )
 from .exceptions import PrizeError
-from .ledger import ledger_move
+from .ledger import _check_amount, balance_moves, ledger_move
 from .models import (
     Award,
     AwardStatusChange,
@@ -191,12 +191,14 @@ def _award_create(
     draw_winner=None,
     policy: PrizePolicy | None = None,
     reserve_options: dict | None = None,
+    award_id: int | None = None,
 ) -> Award:
     policy = policy or policy_for(campaign_id)
     tax = tax_for(policy=policy, kind=kind, amount=amount)
     held = payable_after is not None and payable_after > now
     claim_from = payable_after if held else now
     award = Award(
+        pk=award_id,
         campaign_id=campaign_id,
         fund=fund,
         consumer_id=consumer_id,
@@ -215,7 +217,8 @@ def _award_create(
         if kind == AwardKind.CASH
         else None,
     )
-    insert_objects([award])
+    # With its id drawn ahead, the INSERT goes with the transaction's batched writes.
+    insert_objects([award], later=award_id is not None)
     _award_history(award, "", award.status, "awarded", None)
     # `ledger_move` creates the fund's accounts if they are missing (`ledger._account`).
     ledger_move(
@@ -232,21 +235,66 @@ def _award_create(
     return award
 
 
-def award_create_for_instant(*, instant_award, valid_days: int | None = None) -> Award:
+@dataclass(frozen=True)
+class InstantReservation:
+    """Where an instant win's value is reserved (the fund and its account ids, from the prize
+    cache) and the balance changes that reserve it ((account id, change), in lock order), for a
+    draw that makes them itself."""
+
+    fund: Fund
+    account_ids: dict[str, int]
+    moves: list[tuple[int, Decimal]]
+
+
+def instant_reservation(*, pool, amount: Decimal) -> InstantReservation | None:
+    """The reservation of an instant win of `amount` from `pool` (its fund's available →
+    reserved), for the draw to make with its stock and quota UPDATEs (one statement, under its
+    savepoint: `apps.draws.services._instant_win_batched`); then `award_create_for_instant(…,
+    reservation=…)` writes the rest. None while the fund's accounts are not known
+    (`award_create_for_instant` alone creates them).
+    Raises `PrizeError` for a pool without a fund or an invalid amount, before any write."""
+    fund = fund_for(campaign_id=pool.campaign_id, sponsor_id=pool.sponsor_id, cached=True)
+    accounts = cached_account_ids(fund.pk)
+    source, target = accounts.get(AccountKind.AVAILABLE), accounts.get(AccountKind.RESERVED)
+    if source is None or target is None:
+        return None
+    return InstantReservation(fund, accounts, balance_moves(source, target, _check_amount(amount)))
+
+
+def award_create_for_instant(
+    *,
+    instant_award,
+    valid_days: int | None = None,
+    reservation: InstantReservation | None = None,
+    award_id: int | None = None,
+) -> Award:
     """Turn an instant-draw win into an award, reserving its value (call inside the draw's
-    transaction: `fund.insufficient` must undo the win). Coupons and vouchers get their code."""
+    transaction: `fund.insufficient` must undo the win). Coupons and vouchers get their code.
+
+    `reservation` (`instant_reservation`): the draw has moved its balances already, in this
+    transaction; with `award_id` (drawn from the award table's sequence) every row is
+    then written with the transaction's batched writes (`apps.common.queries`)."""
     tier = instant_award.tier
     pool = instant_award.pool
     # Configuration from the prize cache (this runs inside a submission). The reservation's key
     # names the award just inserted, so no earlier entry can hold it (no look-up first), and
     # the draw's own savepoint undoes everything on `fund.insufficient` (none of its own).
-    fund = fund_for(campaign_id=pool.campaign_id, sponsor_id=pool.sponsor_id, cached=True)
+    if reservation is not None:
+        fund, accounts = reservation.fund, reservation.account_ids
+    else:
+        fund = fund_for(campaign_id=pool.campaign_id, sponsor_id=pool.sponsor_id, cached=True)
+        accounts = cached_account_ids(fund.pk)
     policy = cached_policy(pool.campaign_id)
-    accounts = cached_account_ids(fund.pk)
     now = instant_award.drawn_at
     award = _award_create(
         policy=policy,
-        reserve_options={"new_key": True, "savepoint": False, "account_ids": accounts},
+        award_id=award_id,
+        reserve_options={
+            "new_key": True,
+            "savepoint": False,
+            "account_ids": accounts,
+            "balances_moved": reservation is not None,
+        },
         campaign_id=pool.campaign_id,
         fund=fund,
         consumer_id=instant_award.consumer_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from decimal import Decimal
 
 import pytest
 from django.db import close_old_connections, connection
@@ -84,3 +85,46 @@ def test_the_same_idempotency_key_in_parallel_has_one_effect(campaign, make_reco
     # One did the work; the others replayed it or were told it is still running.
     assert codes[201] >= 1 and set(codes) <= {201, 409}, codes
     assert Invoice.objects.filter(number=body["number"]).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("limit", "pool"),
+    [
+        ("stock", {"remaining": 4}),
+        ("quota", {"remaining": 100, "quota": 4}),
+        ("fund", {"remaining": 100, "funds": "80.00"}),
+    ],
+)
+def test_parallel_winners_never_take_more_than_the_stock_the_quota_or_the_fund(
+    campaign, make_record, limit, pool
+):
+    """30 consumers submit at once, every entry draws a sure win of 20 yuan, and one limit
+    allows four: the stock, the day's quota, or a fund of 80 yuan. The submission's win
+    (`apps.draws.services._instant_win_batched`: the take and the reservation in one
+    statement under the tier's row lock, the rows written with the COMMIT) awards exactly
+    four, and the fund's ledger balances."""
+    from apps.draws.models import InstantAward, InstantDailyQuota
+    from apps.prizes.ledger import fund_balances, ledger_verify
+    from apps.prizes.models import Award, Fund
+    from tests.invoices.test_submission_querycount import instant_pool
+
+    tier = instant_pool(campaign, **pool)
+    fund = Fund.objects.get(campaign=campaign, is_default=True)
+    clients = [client_for(ConsumerFactory(real_name="张三")) for _ in range(30)]
+    bodies = [make_record()[1] for _ in clients]
+    responses = run_parallel(
+        [lambda c=c, b=b: submit(c, b) for c, b in zip(clients, bodies, strict=True)]
+    )
+    assert not [r for r in responses if isinstance(r, BaseException)], responses
+    assert Counter(r.status_code for r in responses) == {201: 30}
+    assert Invoice.objects.filter(status="accepted").count() == 30
+    prizes = [r.json()["instant_prize"] for r in responses]
+    assert sum(p is not None for p in prizes) == 4, limit
+    assert InstantAward.objects.count() == Award.objects.count() == 4
+    tier.refresh_from_db()
+    assert tier.remaining == pool["remaining"] - 4
+    assert InstantDailyQuota.objects.get(tier=tier).awarded == 4
+    balances = fund_balances(fund)
+    assert balances["reserved"] == 80
+    assert balances["available"] == Decimal(pool.get("funds", "1000.00")) - 80
+    assert ledger_verify() == []

@@ -73,18 +73,19 @@ DUPLICATE_QUERIES = 13 + SESSION_QUERIES
 DUPLICATE_ROUND_TRIPS = DUPLICATE_QUERIES - 2
 # An accepted submission that wins an instant prize: the accepted path plus the draw's own
 # statements (apps.draws: under the pipeline's own consumer lock and in its transaction (no
-# savepoint), pools and tiers from the cache and fixed odds (no stock or quota read), the
-# win's savepoint around the stock and quota UPDATEs, award; the new entry's draw record is
-# written once, batched, with its outcome) and the prize's (apps.prizes: award, its history,
-# the ledger reserve — one INSERT and two balance UPDATEs, no look-up of its key, no
-# savepoint of its own; the history and the ledger INSERT batched before the win's release;
-# fund, policy and the fund's account ids come from the prize configuration cache), and the
-# award's rollup (fact, cell; its outbox event shares the invoice's INSERT).
-INSTANT_WIN_QUERIES = 31 + SESSION_QUERIES
-# Round trips: the accepted path's pipelines (the draw record joins its batch), the win's
-# savepoint with its stock and quota UPDATEs, its two balance UPDATEs, and its own batch (the
-# award's history and its ledger entry; a coupon's row would join them).
-INSTANT_WIN_ROUND_TRIPS = INSTANT_WIN_QUERIES - 8 - 2 - 2 - 1
+# savepoint), pools and tiers from the cache and fixed odds (no stock or quota read); the
+# win's savepoint, one statement that takes the stock and the day's quota and moves the
+# fund's two balances (the ledger reserve, apps.prizes), and the ids of the instant award and
+# the award (one SELECT); then, batched with the transaction's writes, the instant award, the
+# award, its history, its ledger entry and the savepoint's release (a coupon's row would join
+# them); the new entry's draw record is written once, batched, with its outcome; fund, policy
+# and the fund's account ids come from the prize configuration cache), and the award's rollup
+# (fact, cell; its outbox event shares the invoice's INSERT).
+INSTANT_WIN_QUERIES = 29 + SESSION_QUERIES
+# Round trips: the accepted path's, one for everything the win decides (savepoint, the take,
+# ids: `_instant_win_batched`; its rows join the accepted path's batch), and the award's two
+# rollup statements (written inline in tests; production queues them).
+INSTANT_WIN_ROUND_TRIPS = ACCEPTED_ROUND_TRIPS + 1 + 2
 
 
 class RoundTrips:
@@ -207,9 +208,10 @@ def sure_win(campaign):
     return instant_pool(campaign)
 
 
-def instant_pool(campaign, *, probability="1", remaining=10):
-    """A funded campaign's instant pool with one 20-yuan cash tier of 10, open today."""
-    funded_default_fund(campaign, Decimal("1000.00"))
+def instant_pool(campaign, *, probability="1", remaining=10, funds="1000.00", quota=10, kind=None):
+    """A funded campaign's instant pool with one 20-yuan tier of 10 (cash unless `kind`), open
+    today with a quota of `quota`; `funds` deposited in the campaign's default fund."""
+    funded_default_fund(campaign, Decimal(funds))
     now = timezone.now()
     pool = InstantPool.objects.create(
         campaign=campaign,
@@ -222,13 +224,13 @@ def instant_pool(campaign, *, probability="1", remaining=10):
     tier = InstantTier.objects.create(
         pool=pool,
         name="20元现金",
-        kind=InstantPrizeKind.CASH,
+        kind=kind or InstantPrizeKind.CASH,
         face_value=Decimal("20.00"),
-        total_quantity=10,
+        total_quantity=max(10, remaining),
         remaining=remaining,
         probability=Decimal(probability),
     )
-    InstantDailyQuota.objects.create(tier=tier, day=timezone.localdate(), quota=10)
+    InstantDailyQuota.objects.create(tier=tier, day=timezone.localdate(), quota=quota)
     policy_for(campaign.pk)  # a running campaign has its prize policy (the admin makes it)
     return tier
 

@@ -11,14 +11,18 @@ PostgreSQL round trips are the statements sent alone, the pipelines (each one ro
 from __future__ import annotations
 
 from contextlib import contextmanager
+from decimal import Decimal
 
 import pytest
 import redis.connection
 from django.conf import settings
 
 from apps.common.models import IdempotencyRecord
+from apps.draws.models import InstantAward, InstantDailyQuota, InstantDrawResult, InstantTier
 from apps.invoices import services
 from apps.invoices.models import Invoice
+from apps.prizes.ledger import fund_balances, ledger_verify
+from apps.prizes.models import Award, Coupon, Fund, LedgerEntry
 from tests.invoices.conftest import SELLER, submit
 from tests.invoices.test_submission_querycount import (
     counted_round_trips,
@@ -35,9 +39,11 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 # risk facts; the invoice, its history, the draw record, the rollup queue row, the reply and
 # COMMIT.
 ACCEPTED_PG_ROUND_TRIPS = 4
-# The win's savepoint with its stock and quota UPDATEs, the instant award, the prize award, the
-# two balance UPDATEs, its batch (history, ledger entry, coupon) and the savepoint's release.
-INSTANT_WIN_PG_ROUND_TRIPS = ACCEPTED_PG_ROUND_TRIPS + 6
+# One: the win's savepoint, its take (stock, quota and the fund's two balances in one
+# statement) and the ids of the instant award and the award. Its rows (instant award, award,
+# history, ledger entry, coupon) and the savepoint's release join the decision's batch, which
+# goes with the COMMIT.
+INSTANT_WIN_PG_ROUND_TRIPS = ACCEPTED_PG_ROUND_TRIPS + 1
 # The monitoring state, the session, and the three rate limits (one script) with the
 # configuration's generation tokens (the values themselves are kept in the process).
 REDIS_ROUND_TRIPS = 3
@@ -82,17 +88,17 @@ def queued(settings, kicks):
     settings.REPORTING_ROLLUPS_QUEUED = True
 
 
-def submit_measured(consumer, campaign, make_record, monkeypatch):
+def submit_measured(consumer, campaign, make_record, monkeypatch, *, own_commands=()):
     """After a warm-up submission by someone else, `consumer` submits a fresh invoice: the
     201 response and its round trips. psycopg sends no BEGIN or COMMIT of its own: both travel
-    in pipelines."""
+    in pipelines (nor anything else but `own_commands`)."""
     warm_up(campaign, make_record)
     client = signed_in(consumer)
     _record, body = make_record()
     with production_round_trips(monkeypatch) as (trips, sent):
         response = submit(client, body)
     assert response.status_code == 201, response.content
-    assert sent.psycopg == []
+    assert sent.psycopg == list(own_commands)
     return response, trips, sent
 
 
@@ -121,6 +127,88 @@ def test_an_instant_win_adds_its_own_round_trips(
     response, trips, _sent = submit_measured(consumer, campaign, make_record, monkeypatch)
     assert response.json()["instant_prize"]["tier"] == tier.name
     assert trips.count == INSTANT_WIN_PG_ROUND_TRIPS, trips.seen
+
+
+@pytest.mark.parametrize("kind", ["cash", "coupon"])
+def test_an_instant_wins_rows_go_with_the_commit(
+    consumer, campaign, merchant, make_record, queued, monkeypatch, kind
+):
+    """Everything the win decides travels in one round trip (savepoint, stock, quota, the
+    fund's balances, the two ids); its rows are written with the decision's batch and COMMIT,
+    and they are all there, linked, with the money reserved exactly once."""
+    tier = instant_pool(campaign, kind=kind)
+    fund = Fund.objects.get(campaign=campaign, is_default=True)
+    response, trips, _sent = submit_measured(consumer, campaign, make_record, monkeypatch)
+    assert response.json()["instant_prize"]["amount"] == "20.00"
+    sent = trips.statements  # (sql, the pipeline it travelled in)
+    decided = [p for sql, p in sent if "UPDATE" in sql and InstantTier._meta.db_table in sql]
+    assert len(decided) == 1 and decided[0] is not None
+    together = [sql for sql, p in sent if p is decided[0]]
+    assert sum("nextval" in sql for sql in together) == 1
+    assert sum('"prizes_ledgeraccount"' in sql for sql in together) == 1  # in the take
+    commit = next(p for sql, p in sent if sql == "COMMIT")
+    batch = [sql for sql, p in sent if p is commit]
+    for table in (InstantAward, Award, LedgerEntry) + ((Coupon,) if kind == "coupon" else ()):
+        assert any(f'INSERT INTO "{table._meta.db_table}"' in sql for sql in batch), table
+    award = Award.objects.get(consumer=consumer)
+    instant = InstantAward.objects.get(invoice__consumer=consumer)
+    assert award.instant_award_id == instant.pk and award.invoice_id == instant.invoice_id
+    assert LedgerEntry.objects.get(key=f"reserve:award:{award.pk}").amount == Decimal("20.00")
+    assert award.history.count() == 1
+    assert Coupon.objects.filter(award=award).exists() == (kind == "coupon")
+    tier.refresh_from_db()
+    assert tier.remaining == 8  # the warm-up's win and this one
+    assert fund_balances(fund)["reserved"] == Decimal("40.00")
+    assert ledger_verify() == []
+
+
+def test_a_win_the_fund_cannot_cover_enters_the_invoice_without_a_prize(
+    consumer, campaign, merchant, make_record, queued, monkeypatch
+):
+    """30 yuan in the fund: the warm-up's 20-yuan win takes 20, this one would overdraw it.
+    The balance CHECK fails the win's round trip; its savepoint undoes the stock and quota
+    UPDATEs; the invoice enters with no prize and the fund is as the warm-up left it."""
+    tier = instant_pool(campaign, funds="30.00")
+    fund = Fund.objects.get(campaign=campaign, is_default=True)
+    # After the ROLLBACK TO SAVEPOINT psycopg forgets its prepared statements (rare: a fund
+    # run dry), and says so to the server.
+    response, _trips, _sent = submit_measured(
+        consumer, campaign, make_record, monkeypatch, own_commands=["DEALLOCATE ALL"]
+    )
+    body = response.json()
+    assert body["invoice"]["status"] == "accepted" and body["instant_prize"] is None
+    tier.refresh_from_db()
+    assert tier.remaining == 9
+    assert InstantDailyQuota.objects.get(tier=tier).awarded == 1
+    assert not Award.objects.filter(consumer=consumer).exists()
+    assert not InstantAward.objects.filter(invoice__consumer=consumer).exists()
+    assert fund_balances(fund) | {"budget": None} == {
+        "budget": None,
+        "available": Decimal("10.00"),
+        "reserved": Decimal("20.00"),
+        "paid": Decimal("0"),
+        "tax_withheld": Decimal("0"),
+    }
+    invoice = Invoice.objects.get(consumer=consumer)
+    assert InstantDrawResult.objects.get(invoice=invoice).won is False
+    assert ledger_verify() == []
+
+
+def test_a_win_past_its_quota_leaves_the_stock_and_the_fund_untouched(
+    consumer, campaign, merchant, make_record, queued, monkeypatch
+):
+    """A quota of one: the warm-up takes it. This win's take finds no quota left and changes
+    nothing: no stock, no balance, and no `ROLLBACK TO SAVEPOINT` (after which psycopg would
+    forget the connection's prepared statements: `submit_measured` sees no DEALLOCATE)."""
+    tier = instant_pool(campaign, quota=1)
+    fund = Fund.objects.get(campaign=campaign, is_default=True)
+    response, _trips, _sent = submit_measured(consumer, campaign, make_record, monkeypatch)
+    assert response.json()["instant_prize"] is None
+    tier.refresh_from_db()
+    assert tier.remaining == 9
+    assert fund_balances(fund)["reserved"] == Decimal("20.00")
+    assert not Award.objects.filter(consumer=consumer).exists()
+    assert ledger_verify() == []
 
 
 def test_a_number_taken_by_a_concurrent_submission_at_the_commit_is_a_duplicate(
