@@ -1422,17 +1422,7 @@ def _instant_win(pools, all_tiers, invoice, day, now) -> InstantAward | None:
                 taken = _instant_take(candidate, day)
             if not taken():
                 raise _NoStock
-            award = InstantAward(
-                invoice=invoice,
-                consumer_id=invoice.consumer_id,
-                pool=pool,
-                tier=tier,
-                kind=tier.kind,
-                amount=tier.face_value,
-                day=day,
-                drawn_at=now,
-                payable_after=payable_after,
-            )
+            award = _new_instant_award(candidate, invoice, day, now, payable_after)
             insert_objects([award])
             award_create_for_instant(instant_award=award)
     except _NoStock:  # the savepoint undid a stock decrement whose quota was gone
@@ -1441,6 +1431,21 @@ def _instant_win(pools, all_tiers, invoice, day, now) -> InstantAward | None:
         logger.warning("instant prize of pool %s not awarded: %s", pool.pk, exc.code)
         return None
     return award
+
+
+def _new_instant_award(candidate: _Candidate, invoice, day, now, payable_after, pk=None):
+    return InstantAward(
+        pk=pk,
+        invoice=invoice,
+        consumer_id=invoice.consumer_id,
+        pool=candidate.pool,
+        tier=candidate.tier,
+        kind=candidate.tier.kind,
+        amount=candidate.tier.face_value,
+        day=day,
+        drawn_at=now,
+        payable_after=payable_after,
+    )
 
 
 def _take_and_reserve(candidate: _Candidate, day, moves) -> tuple[str, list]:
@@ -1520,18 +1525,7 @@ def _instant_win_batched(
     write_later(db.ops.savepoint_commit_sql(sid))
     if not taken:  # no stock or no quota left: nothing was changed
         return None
-    award = InstantAward(
-        pk=instant_id,
-        invoice=invoice,
-        consumer_id=invoice.consumer_id,
-        pool=candidate.pool,
-        tier=candidate.tier,
-        kind=candidate.tier.kind,
-        amount=candidate.tier.face_value,
-        day=day,
-        drawn_at=now,
-        payable_after=payable_after,
-    )
+    award = _new_instant_award(candidate, invoice, day, now, payable_after, pk=instant_id)
     insert_objects([award], later=True)
     award_create_for_instant(instant_award=award, reservation=reservation, award_id=award_id)
     return award

@@ -52,8 +52,10 @@ def _check_amount(amount: Decimal) -> Decimal:
 
 
 def balance_moves(source_id: int, target_id: int, amount: Decimal) -> list[tuple[int, Decimal]]:
-    """(account id, change of balance) of a movement of `amount`, in lock order: by id, which
-    keeps two movements between the same accounts deadlock-free."""
+    """(account id, change of balance) of a movement of `amount` (checked:
+    `ledger.invalid_amount` otherwise), in lock order: by id, which keeps two movements
+    between the same accounts deadlock-free."""
+    amount = _check_amount(amount)
     return sorted(((source_id, -amount), (target_id, amount)))
 
 

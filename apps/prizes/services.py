@@ -52,7 +52,7 @@ from .choices import (
     PayoutStatus,
 )
 from .exceptions import PrizeError
-from .ledger import _check_amount, balance_moves, ledger_move
+from .ledger import balance_moves, ledger_move
 from .models import (
     Award,
     AwardStatusChange,
@@ -258,7 +258,7 @@ def instant_reservation(*, pool, amount: Decimal) -> InstantReservation | None:
     source, target = accounts.get(AccountKind.AVAILABLE), accounts.get(AccountKind.RESERVED)
     if source is None or target is None:
         return None
-    return InstantReservation(fund, accounts, balance_moves(source, target, _check_amount(amount)))
+    return InstantReservation(fund, accounts, balance_moves(source, target, amount))
 
 
 def award_create_for_instant(

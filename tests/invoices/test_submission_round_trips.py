@@ -211,6 +211,35 @@ def test_a_win_past_its_quota_leaves_the_stock_and_the_fund_untouched(
     assert ledger_verify() == []
 
 
+def test_a_win_whose_cached_accounts_name_no_account_is_undone(
+    consumer, campaign, merchant, make_record, queued, monkeypatch
+):
+    """Account ids from the prize cache that name no account (cannot happen while the cache's
+    generations hold): the take's stock is counted but no balance moves, so the savepoint
+    undoes it; the invoice enters without a prize and nothing of the win stays."""
+    from apps.prizes import services as prize_services
+    from apps.prizes.choices import AccountKind
+
+    tier = instant_pool(campaign)
+    real = prize_services.cached_account_ids
+
+    def stale(fund_id):
+        return {**real(fund_id), AccountKind.AVAILABLE: 10**9}
+
+    warm_up(campaign, make_record)
+    monkeypatch.setattr(prize_services, "cached_account_ids", stale)
+    client = signed_in(consumer)
+    _record, body = make_record()
+    response = submit(client, body)
+    assert response.status_code == 201, response.content
+    assert response.json()["instant_prize"] is None
+    tier.refresh_from_db()
+    assert tier.remaining == 9  # the warm-up's win only
+    assert InstantDailyQuota.objects.get(tier=tier).awarded == 1
+    assert not Award.objects.filter(consumer=consumer).exists()
+    assert ledger_verify() == []
+
+
 def test_a_number_taken_by_a_concurrent_submission_at_the_commit_is_a_duplicate(
     consumer, campaign, merchant, make_record, queued, monkeypatch
 ):
