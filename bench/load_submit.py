@@ -17,18 +17,18 @@ law: mean latency = 32 / throughput). It prints requests/s, p50/p95/p99 latency 
 class for each, and the ratios.
 
 Then the paced phase, which is what the target "sustains ≥ 30 % of the bare insert's rate with
-p99 ≤ 150 ms" means: an open-loop load on the submission endpoint at a constant arrival rate
-R = --paced-share (0.30) × the insert's closed-loop req/s of this run (or --paced-rate), for
---paced-duration seconds (30; 0 skips it), over --connections persistent keep-alive HTTP/1.1
-connections, driven from this process with asyncio (no wrk: wrk is closed-loop). Request i is
-due at i / R; a due request that finds every connection busy waits for the first free one, and
-its latency counts from its due time, not from when it was sent (no coordinated omission). The
-requests come from fresh verified consumers made for the phase, one invoice each, pre-built as
-bytes. It prints the offered and achieved rates (answers within the window / window), p50, p95,
-p99 and max latency, answers by class and code (429 apart), socket errors, the driver's own CPU
-seconds, and a line `PACED PASS|FAIL` for "achieved ≥ 0.98 × offered, p99 ≤ 150 ms, zero 5xx,
-no socket error or timeout". The SUMMARY line's target is that verdict at a rate of at least
-30 % of the insert's.
+p99 ≤ 150 ms" means: an open-loop load on the submission endpoint at a constant arrival rate R =
+--paced-share (0.30) × the insert's closed-loop req/s of this run (or --paced-rate), for
+--paced-duration seconds (30; 0 skips it), over --connections HTTP/1.1 connections (opened again
+after each answer when the server closes them, as production's sync workers do), driven from
+this process with asyncio (no wrk: wrk is closed-loop). Request i is due at i / R; a due request
+that finds every connection busy waits for the first free one, and its latency counts from its
+due time, not from when it was sent (no coordinated omission). The requests come from fresh
+verified consumers made for the phase, one invoice each, pre-built as bytes. It prints the
+offered and achieved rates (answers within the window / window), p50, p95, p99 and max latency,
+answers by class and code (429 apart), socket errors, the driver's own CPU seconds, and a line
+`PACED PASS|FAIL` for "achieved ≥ 0.98 × offered, p99 ≤ 150 ms, zero 5xx, no socket error or
+timeout". The SUMMARY line's target is that verdict at a rate of at least 30 % of the insert's.
 
 Finally it checks the correctness of both submission phases in the database: entries =
 accepted submissions (plus at most one request per connection in flight when wrk stopped; the
@@ -40,11 +40,13 @@ quantity or its daily quota, no 5xx; it exits non-zero on any problem.
     .venv/bin/python bench/load_submit.py --preload 1000000 --duration 20
     .venv/bin/python bench/load_submit.py --reuse --paced-rate 80 --paced-duration 60
     .venv/bin/python bench/load_submit.py --reuse --paced-duration 0   # closed loop only
-    .venv/bin/python bench/load_submit.py --reuse --worker-class sync --workers 5 --threads 1
+    .venv/bin/python bench/load_submit.py --reuse --worker-class gthread --workers 3 --threads 2
     LOAD_SUBMIT_PACED_TRACE=/tmp/paced.tsv .venv/bin/python bench/load_submit.py --reuse
 
-`--worker-class sync` runs production's default shape (deploy/gunicorn.conf.py: sync workers,
-one request per connection); the default, gthread, keeps connections alive.
+The server runs production's gunicorn settings (deploy/gunicorn.conf.py: sync workers, 2 × cores
++ 1 of them, one request per connection and process at a time). `--worker-class gthread` keeps
+connections alive instead; its workers race to accept them, and a worker that won most of the
+paced phase's connections serves most of its requests on one core (docs/benchmarks.md).
 `LOAD_SUBMIT_PACED_TRACE` writes the paced phase's requests to a file, one line each: due time
 from the start (s), latency (ms), HTTP status (0: no answer) — to see when latency rose.
 A reused database first gets what autovacuum would have done since the last run: the tables
@@ -67,6 +69,7 @@ import json
 import math
 import os
 import resource
+import runpy
 import shutil
 import signal
 import subprocess
@@ -442,6 +445,19 @@ def invoice_number(serial: int) -> str:
     return f"{timezone.localdate().year % 100:02d}411{serial:015d}"
 
 
+def production_shape() -> dict[str, int]:
+    """Workers and threads as production's gunicorn settings give them on this machine
+    (deploy/gunicorn.conf.py, without the environment's overrides)."""
+    saved = {
+        k: os.environ.pop(k) for k in ("GUNICORN_WORKERS", "GUNICORN_THREADS") if k in os.environ
+    }
+    try:
+        settings = runpy.run_path(str(ROOT / "deploy/gunicorn.conf.py"))
+    finally:
+        os.environ.update(saved)
+    return {"workers": settings["workers"], "threads": settings["threads"]}
+
+
 def start_server(args, url: str) -> subprocess.Popen:
     env = server_env(args, url)
     env["GUNICORN_BIND"] = f"127.0.0.1:{args.port}"
@@ -457,7 +473,6 @@ def start_server(args, url: str) -> subprocess.Popen:
         str(Path(args.workdir) / "gunicorn.log"),
         "lotteryinvoice.wsgi:application",
     ]
-    # gthread even with one thread: it keeps connections alive (the sync worker closes each).
     command[1:1] = ["--worker-class", args.worker_class]
     server = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
     deadline = time.monotonic() + 60
@@ -880,7 +895,7 @@ def run_paced(args, run: dict, insert_rps: float, meter: CpuMeter | None = None)
     count = max(1, round(rate * args.paced_duration))
     print(
         f"paced: {rate:.1f} req/s offered ({basis}) for {args.paced_duration} s = {count:,} "
-        f"submissions, open loop over {args.connections} keep-alive connections"
+        f"submissions, open loop over {args.connections} connections"
     )
     requests = make_paced_requests(args, run, count)
     from django.db import connection
@@ -1056,14 +1071,20 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=30, help="seconds per endpoint")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--wrk-threads", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=2, help="threads per worker (gthread)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="gunicorn worker processes (default: production's, deploy/gunicorn.conf.py)",
+    )
+    parser.add_argument(
+        "--threads", type=int, help="threads per worker (default: production's; gthread)"
+    )
     parser.add_argument(
         "--worker-class",
         choices=["gthread", "sync"],
-        default="gthread",
-        help="gunicorn's worker class: gthread keeps connections alive; sync (production's "
-        "default shape) answers one request per connection and process at a time",
+        default="sync",
+        help="gunicorn's worker class: sync (production's, deploy/gunicorn.conf.py) answers one "
+        "request per connection and process at a time; gthread keeps connections alive",
     )
     parser.add_argument("--pool", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--pool-size", type=int, default=8)
@@ -1100,13 +1121,17 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8931)
     parser.add_argument("--workdir", default=str(ROOT / "var" / "bench-load"))
     args = parser.parse_args()
+    production = production_shape()
+    args.workers = args.workers or production["workers"]
+    args.threads = args.threads or production["threads"]
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
 
     url = database_url(args)
     run = prepare(args, url)
     print(
-        f"server: gunicorn {args.workers} workers × {args.threads} threads, "
+        f"server: gunicorn {args.worker_class}, {args.workers} workers × {args.threads} "
+        "threads, "
         f"{'pool' if args.pool else 'persistent connections'}, rollups {args.rollups}, "
         f"a Celery worker; wrk {args.connections} connections, {args.duration} s per endpoint"
     )
