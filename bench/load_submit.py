@@ -751,6 +751,21 @@ async def _exchange(reader: asyncio.StreamReader, writer, payload: bytes) -> tup
     return status, 200 <= status < 300 and ACCEPTED in body, b"\r\nconnection: close" in low
 
 
+def driver_loop_factory():
+    """uvloop's event loop for the paced driver when it is installed (requirements-dev.txt),
+    else asyncio's own: the driver runs on the server's two cores, and what it spends per
+    request — a connection per request against production's sync workers — the server does not
+    have. asyncio's loop took about 0.7–1.0 ms of CPU per request there, uvloop's less
+    (docs/benchmarks.md). `LOAD_SUBMIT_DRIVER_LOOP=asyncio` keeps asyncio's."""
+    if os.environ.get("LOAD_SUBMIT_DRIVER_LOOP") == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 async def paced_drive(
     port: int,
     requests: list[bytes],
@@ -907,13 +922,15 @@ def run_paced(args, run: dict, insert_rps: float, meter: CpuMeter | None = None)
     cpu = resource.getrusage(resource.RUSAGE_SELF)
     before = meter.snapshot() if meter else None
     try:
-        result = asyncio.run(paced_drive(args.port, requests, rate, args.connections))
+        with asyncio.Runner(loop_factory=driver_loop_factory()) as runner:
+            result = runner.run(paced_drive(args.port, requests, rate, args.connections))
     finally:
         gc.enable()
         gc.unfreeze()
     after_cpu = meter.snapshot() if meter else None
     after = resource.getrusage(resource.RUSAGE_SELF)
     result["driver_cpu_s"] = (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime)
+    result["loop"] = "uvloop" if driver_loop_factory() else "asyncio's event loop"
     print_paced(result)
     if meter:
         answered = result["s2"] + result["s4"] + result["s429"] + result["s5"]
@@ -967,7 +984,9 @@ def print_paced(result: dict) -> None:
     )
     print(
         f"  paced     driver CPU {result['driver_cpu_s']:.2f} s "
-        f"({result['driver_cpu_s'] / max(result['last_answer_s'], 1e-9):.1%} of one core)"
+        f"({result['driver_cpu_s'] / max(result['last_answer_s'], 1e-9):.1%} of one core, "
+        f"{result['driver_cpu_s'] * 1000 / max(result['requests'], 1):.2f} ms per request; "
+        f"{result['loop']})"
     )
     ok, text = paced_verdict(result)
     print(f"PACED {'PASS' if ok else 'FAIL'}: {text}")
