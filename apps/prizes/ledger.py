@@ -59,15 +59,8 @@ def balance_moves(source_id: int, target_id: int, amount: Decimal) -> list[tuple
     return sorted(((source_id, -amount), (target_id, amount)))
 
 
-def balance_update_sql() -> str:
-    """One account's balance UPDATE (params: the change, the account id). A plain statement:
-    this runs on every instant win, and the accounts are every winner's. An overdraft fails on
-    the balance CHECK constraint."""
-    table = connection.ops.quote_name(LedgerAccount._meta.db_table)
-    return f"UPDATE {table} SET balance = balance + %s WHERE id = %s"  # noqa: S608 - names only
-
-
 def balance_param(delta: Decimal):
+    """A balance change as the database takes it (a parameter of a plain UPDATE)."""
     return LedgerAccount._meta.get_field("balance").get_db_prep_save(delta, connection)
 
 
@@ -133,10 +126,13 @@ def ledger_move(
             )
             insert_objects([entry], later=new_key)
             if not balances_moved:
-                # Both in one round trip (an overdraft raises when it comes back).
+                # Plain statements, both in one round trip (an overdraft raises on the balance
+                # CHECK when it comes back): this runs on every instant win.
+                table = connection.ops.quote_name(LedgerAccount._meta.db_table)
+                sql = f"UPDATE {table} SET balance = balance + %s WHERE id = %s"  # noqa: S608 - names only
                 with pipelined(), connection.cursor() as cursor:
                     for account_id, delta in balance_moves(source_id, target_id, amount):
-                        cursor.execute(balance_update_sql(), [balance_param(delta), account_id])
+                        cursor.execute(sql, [balance_param(delta), account_id])
     except IntegrityError as exc:
         if savepoint and LedgerEntry.objects.filter(key=key).exists():
             return None
