@@ -70,6 +70,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--profile-out", help="with --profile: also save the raw stats here")
     parser.add_argument(
         "--statement-times", action="store_true", help="wall time per statement, by outcome"
     )
@@ -199,6 +200,8 @@ def main() -> None:
             ranked = sorted(statements.items(), key=lambda kv: -kv[1][1])[: args.top]
             for text, (count, seconds) in ranked:
                 print(f"  {seconds / n * 1000:6.3f}  ×{count / n:4.1f}  {text}")
+    if profiler and args.profile_out:
+        profiler.dump_stats(args.profile_out)
     if profiler:
         for key in ("tottime", "cumulative"):
             out = io.StringIO()

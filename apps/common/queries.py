@@ -17,6 +17,7 @@ statements in one round trip with psycopg's pipeline mode:
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -30,7 +31,8 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections
 # re-planning those it estimates better with their values (the caps count and the risk facts:
 # 0.3 and 0.64 ms of planning for 0.3 and 0.04 ms of work). The setting ends with the
 # transaction.
-GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
+GENERIC_PLANS_SETTING = ("plan_cache_mode", "force_generic_plan")
+GENERIC_PLANS = "SET LOCAL {} = {}".format(*GENERIC_PLANS_SETTING)
 
 _local = threading.local()
 
@@ -147,12 +149,71 @@ def batched_writes(*, commit: bool = False):
     # Reached only without an exception; a transaction already marked for rollback (an error
     # caught inside `atomic(savepoint=False)`) writes nothing more.
     if batch and not db.needs_rollback:
-        commit = commit and _outermost_transaction(db) and _can_pipeline(db)
+        pipeline = _can_pipeline(db)
+        commit = commit and _outermost_transaction(db) and pipeline
         with pipelined(), db.cursor() as cursor:
-            for sql, params in batch:
+            for sql, params in fused_writes(batch) if pipeline else batch:
                 cursor.execute(sql, params)
             if commit:
                 cursor.execute("COMMIT")
+
+
+# A write that can share a statement with others (`fused_writes`): a plain `INSERT … VALUES` or
+# a plain `UPDATE … SET … WHERE` of one table that reads no other (no sub-select, `FROM`,
+# `RETURNING`, `ON CONFLICT` or `WITH` of its own).
+_PLAIN_WRITE = re.compile(r'\s*(INSERT\s+INTO|UPDATE)\s+("[^"]+"|[A-Za-z_][\w.]*)\s', re.I)
+_NOT_PLAIN = re.compile(r"\b(SELECT|RETURNING|CONFLICT|WITH|FROM|DEFAULT\s+VALUES)\b", re.I)
+
+
+def _plain_write(sql: str) -> str | None:
+    """The table of a write `fused_writes` may join with others, or None."""
+    match = _PLAIN_WRITE.match(sql)
+    if match is None or _NOT_PLAIN.search(sql, match.end()):
+        return None
+    return match.group(2).strip('"')
+
+
+def fused_writes(batch: Sequence[tuple[str, Sequence]]) -> list[tuple[str, list]]:
+    """A batch of writes as fewer statements, in the same order (PostgreSQL): consecutive plain
+    writes (`_plain_write`) of different tables become one statement, the first ones as
+    data-modifying `WITH` clauses of the last (`WITH w0 AS (INSERT …), w1 AS (UPDATE …)
+    INSERT …`). Each statement costs the client and the server more than the rows it writes
+    (docs/benchmarks.md, issue 11).
+
+    The clauses of one statement see the same snapshot and run in no defined order, so a group
+    holds one write per table: none can meet a row another inserts or updates, and rows of one
+    table are still written in the order queued (a second write of a table starts a new
+    group). Foreign keys are checked at the commit (Django declares them deferred), and a
+    unique violation fails the statement as it failed the single write (with the same
+    constraint name). Anything else (a savepoint's release, a write that reads) is sent alone
+    and ends the group."""
+    out: list[tuple[str, list]] = []
+    group: list[tuple[str, Sequence]] = []
+    tables: set[str] = set()
+
+    def flush() -> None:
+        if len(group) == 1:
+            out.append((group[0][0], list(group[0][1])))
+        elif group:
+            clauses = ", ".join(f"w{i} AS ({sql})" for i, (sql, _) in enumerate(group[:-1]))
+            out.append(
+                (f"WITH {clauses} {group[-1][0]}", [p for _, params in group for p in params])
+            )
+        group.clear()
+        tables.clear()
+
+    for sql, params in batch:
+        table = _plain_write(sql)
+        if table is None:
+            flush()
+            out.append((sql, list(params)))
+            continue
+        if table in tables:
+            flush()
+        group.append((sql, params))
+        tables.add(table)
+    flush()
+    return out
 
 
 def batch_pipelined() -> bool:
@@ -258,7 +319,10 @@ def _send(last: Ahead):
     prelude = [statement for ahead in reads for statement in ahead.prelude]
     if prelude and not _can_pipeline(db):
         prelude = []  # elsewhere than PostgreSQL preludes are not run
-    if len(reads) == 1 and not prelude:
+    # One read alone, plainly; but a read that opens a transaction goes through the pipeline,
+    # where its `BEGIN` travels with it.
+    alone = len(reads) == 1 and not prelude
+    if alone and not (_can_pipeline(db) and _begin_pending(db.connection)):
         with db.cursor() as cursor:
             cursor.execute(last.sql, last.params)
             last._row = cursor.fetchone()

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -41,7 +40,7 @@ from apps.audit.services import audit_record
 from apps.common.exceptions import DomainError
 from apps.common.normalize import normalize_code
 from apps.common.queries import (
-    GENERIC_PLANS,
+    GENERIC_PLANS_SETTING,
     batched_writes,
     fetch_one,
     insert_objects,
@@ -278,29 +277,46 @@ def _verify_unless_live(question: InvoiceQuestion) -> TaxCheck | None:
         return None if live.row() is not None else check
 
 
-def _consumer_lock(consumer_id: int):
+def _consumer_lock(consumer_id: int, *, new_invoice: bool = False):
     """The consumer's row, locked for the transaction (`SELECT … FOR UPDATE`, plain SQL:
     `model_row_query`), queued to travel with the decision's other reads (`read_ahead`): the
-    first statement of the decision's transaction, so its `BEGIN` and `GENERIC_PLANS` (every
-    statement of this transaction is a look-up or write by key) go in the same round trip."""
+    first statement of the decision's transaction, so its `BEGIN` goes in the same round trip.
+
+    On PostgreSQL the same statement also sets `GENERIC_PLANS` for the rest of the transaction
+    (`set_config(…, true)` is `SET LOCAL`; every later statement of this transaction is a
+    look-up or write by key) and, for a new submission (`new_invoice`), draws the new
+    invoice's id from its sequence, so that its INSERT can go with the transaction's batched
+    writes: one statement instead of three (`_locked` reads the row, `_new_id` the id)."""
     sql, params = model_row_query(Consumer, "id", consumer_id, for_update=True)
-    return read_ahead(sql, params, prelude=[GENERIC_PLANS])
+    if connection.vendor != "postgresql":
+        return read_ahead(sql, params)
+    setting, value = GENERIC_PLANS_SETTING
+    extra, extra_params = ["set_config(%s, %s, true)"], [setting, value]
+    if new_invoice:
+        ids_sql, ids_params = next_ids_query(Invoice)
+        extra.append(ids_sql.removeprefix("SELECT "))
+        extra_params += ids_params
+    head, tail = sql.split(" FROM ", 1)
+    return read_ahead(f"{head}, {', '.join(extra)} FROM {tail}", [*extra_params, *params])
+
+
+_CONSUMER_COLUMNS = len(Consumer._meta.concrete_fields)
 
 
 def _locked(lock) -> Consumer:
-    consumer = model_from_row(Consumer, lock.row())
+    row = lock.row()
+    consumer = model_from_row(Consumer, None if row is None else row[:_CONSUMER_COLUMNS])
     if consumer is None:
         raise Consumer.DoesNotExist
     return consumer
 
 
-def _next_invoice_id():
-    """A new invoice's id from its sequence, queued to travel with the decision's reads: the
-    INSERT can then go with the transaction's batched writes (PostgreSQL; elsewhere None and
-    the INSERT runs at once)."""
-    if connection.vendor != "postgresql":
-        return nullcontext()
-    return read_ahead(*next_ids_query(Invoice))
+def _new_id(lock) -> int | None:
+    """The new invoice's id drawn by `_consumer_lock(…, new_invoice=True)` (None elsewhere than
+    PostgreSQL: the INSERT then runs at once and gets its id back)."""
+    row = lock.row()
+    at = _CONSUMER_COLUMNS + 1  # after the consumer's columns and the setting's
+    return row[at] if row is not None and len(row) > at else None
 
 
 class _NumberTaken(Exception):
@@ -408,10 +424,7 @@ def _decide_locked(
     """
     with transaction.atomic(), batched_writes(commit=True), deferred_rollups():
         campaign, merchant = campaign_and_merchant(question.issue_date, record.seller_uscc)
-        with (
-            _consumer_lock(consumer.pk) as lock,
-            _next_invoice_id() if pending is None else nullcontext() as new_id,
-        ):
+        with _consumer_lock(consumer.pk, new_invoice=pending is None) as lock:
             if pending is not None:
                 consumer = _locked(lock)
                 invoice = Invoice.objects.select_for_update().get(pk=pending.pk)
@@ -427,8 +440,7 @@ def _decide_locked(
                         locked, record, campaign, merchant, invoice
                     )
                 consumer = locked
-                if new_id is not None:
-                    invoice.pk = new_id.row()[0]
+                invoice.pk = _new_id(lock)
         _fill_from_record(invoice, record, consumer.real_name, matched)
         invoice.merchant = merchant
         now = timezone.now()

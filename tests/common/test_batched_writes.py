@@ -19,8 +19,10 @@ from apps.common.models import IdempotencyRecord
 from apps.common.queries import (
     GENERIC_PLANS,
     batched_writes,
+    fused_writes,
     insert_objects,
     model_row,
+    next_ids_query,
     pipelined,
     write_later,
 )
@@ -30,7 +32,7 @@ from apps.draws.models import (
 )
 from apps.invoices.choices import InvoiceStatus
 from apps.invoices.models import Invoice, InvoiceStatusChange
-from apps.invoices.services import invoice_review
+from apps.invoices.services import _consumer_lock, _locked, _new_id, invoice_review
 from apps.reporting.models import RollupChange
 from tests.common.test_hot_queries import (
     BUYER,
@@ -208,6 +210,107 @@ def test_a_failing_batched_statement_raises_djangos_integrity_error():
     assert rows() == [taken.subject_id, subject + 2]
 
 
+# fused_writes: a batch's writes of different tables in one statement -------------------------
+
+
+def test_fused_writes_joins_consecutive_plain_writes_of_different_tables():
+    a = ('INSERT INTO "t_a" ("x") VALUES (%s)', [1])
+    b = ('INSERT INTO "t_b" ("x", "y") VALUES (%s, %s), (%s, %s)', [2, 3, 4, 5])
+    c = ('UPDATE "t_c" SET "x" = %s WHERE "id" = %s', [6, 7])
+    assert fused_writes([a, b, c]) == [
+        (f"WITH w0 AS ({a[0]}), w1 AS ({b[0]}) {c[0]}", [1, 2, 3, 4, 5, 6, 7])
+    ]
+    assert fused_writes([a]) == [a]
+    # A second write of a table starts a new group (rows of one table in the order queued;
+    # never two clauses meeting one row).
+    a2 = ('INSERT INTO "t_a" ("x") VALUES (%s)', [8])
+    c2 = ('UPDATE "t_c" SET "x" = %s WHERE "id" = %s', [9, 7])
+    assert fused_writes([a, b, a2, c, c2]) == [
+        (f"WITH w0 AS ({a[0]}) {b[0]}", [1, 2, 3, 4, 5]),
+        (f"WITH w0 AS ({a2[0]}) {c[0]}", [8, 6, 7]),
+        c2,
+    ]
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        'RELEASE SAVEPOINT "s1"',
+        'INSERT INTO "t_d" ("x") VALUES (%s) RETURNING "id"',
+        'INSERT INTO "t_d" ("x") VALUES (%s) ON CONFLICT DO NOTHING',
+        'INSERT INTO "t_d" ("x") SELECT "x" FROM "t_a"',
+        'UPDATE "t_d" SET "x" = "t_a"."x" FROM "t_a" WHERE "t_d"."id" = %s',
+        'UPDATE "t_d" SET "x" = (SELECT max("x") FROM "t_a")',
+        'WITH q AS (SELECT 1) INSERT INTO "t_d" ("x") SELECT 1 FROM q',
+        'DELETE FROM "t_d" WHERE "id" = %s',
+    ],
+    ids=[
+        "release",
+        "returning",
+        "on-conflict",
+        "insert-select",
+        "update-from",
+        "sub-select",
+        "with",
+        "delete",
+    ],
+)
+def test_fused_writes_sends_anything_else_alone_and_it_ends_the_group(other):
+    a = ('INSERT INTO "t_a" ("x") VALUES (%s)', [1])
+    b = ('INSERT INTO "t_b" ("x") VALUES (%s)', [2])
+    assert fused_writes([a, (other, []), b]) == [a, (other, []), b]
+
+
+def _history_row(invoice, code: str = "test.fused") -> InvoiceStatusChange:
+    from django.utils import timezone
+
+    return InvoiceStatusChange(
+        invoice=invoice, from_status="", to_status="pending", code=code, note="", at=timezone.now()
+    )
+
+
+def _drawn_id(model) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(*next_ids_query(model))
+        return cursor.fetchone()[0]
+
+
+def test_a_batch_writes_different_tables_in_one_statement_foreign_keys_and_all():
+    subject = next(_subjects)
+    invoice = Invoice(**invoice_kwargs(make_invoice_number(930_010)))
+    with watched() as statements:
+        with transaction.atomic(), batched_writes():
+            invoice.pk = _drawn_id(Invoice)
+            insert_objects([invoice], later=True)
+            # Its history refers to it (a deferred foreign key: checked at the commit).
+            insert_objects([_history_row(invoice)], later=True)
+            queue_row(subject)
+        writes = statements.matching("INSERT INTO")
+    assert len(writes) == 1 and writes[0][2]
+    assert writes[0][1].startswith(f'WITH w0 AS (INSERT INTO "{Invoice._meta.db_table}"')
+    assert Invoice.objects.filter(pk=invoice.pk).exists()
+    assert list(InvoiceStatusChange.objects.filter(invoice_id=invoice.pk).values_list("code")) == [
+        ("test.fused",)
+    ]
+    assert rows() == [subject]
+
+
+def test_a_fused_statement_that_fails_writes_nothing_and_names_the_constraint():
+    live = InvoiceFactory(status=InvoiceStatus.ACCEPTED)
+    taken = Invoice(**invoice_kwargs(live.number, status=InvoiceStatus.ACCEPTED))
+    subject = next(_subjects)
+    with pytest.raises(IntegrityError) as raised, transaction.atomic(), batched_writes():
+        taken.pk = _drawn_id(Invoice)
+        insert_objects([taken], later=True)
+        insert_objects([_history_row(taken)], later=True)
+        queue_row(subject)
+    diag = raised.value.__cause__.diag
+    assert diag.constraint_name == "invoice_number_live_unique"
+    assert not Invoice.objects.filter(pk=taken.pk).exists()
+    assert not InvoiceStatusChange.objects.filter(invoice_id=taken.pk).exists()
+    assert rows() == []
+
+
 # insert_objects(…, later=True) ---------------------------------------------------------------
 
 
@@ -263,6 +366,25 @@ def test_model_row_prelude_sets_generic_plans_for_the_transaction_only():
     assert show_plan_cache_mode() == "auto"
     assert_same_row(got, plain)
     assert (got.real_name, got.phone) == (BUYER, "13812345670")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_consumer_lock_sets_generic_plans_and_draws_the_invoice_id_in_its_statement():
+    someone = ConsumerFactory(real_name=BUYER, phone="13812345671")
+    plain = model_row(Consumer, "id", someone.pk)
+    first = _drawn_id(Invoice)
+    with transaction.atomic():
+        with watched() as statements, _consumer_lock(someone.pk, new_invoice=True) as lock:
+            got, new_id = _locked(lock), _new_id(lock)
+        # The transaction's BEGIN and one statement: the row, the setting and the id.
+        assert [piped for _sql, piped in statements.seen] == [True, True]
+        assert statements.seen[0][0] == "BEGIN" and "FOR UPDATE" in statements.seen[1][0]
+        assert show_plan_cache_mode() == "force_generic_plan"
+        with _consumer_lock(someone.pk) as again:  # a pending invoice's decision: no new id
+            assert _locked(again).pk == someone.pk and _new_id(again) is None
+    assert show_plan_cache_mode() == "auto"
+    assert_same_row(got, plain)
+    assert new_id > first
 
 
 # The transaction's BEGIN and COMMIT in the pipelines ------------------------------------------
@@ -454,7 +576,7 @@ def test_a_new_entry_that_wins_writes_one_draw_record_marked_won(
     assert InstantAward.objects.filter(invoice=invoice, tier=tier).count() == 1
     # Written once, with the outcome, among the batched writes (no claim, no UPDATE).
     assert [piped for _i, _sql, piped in statements.matching("INSERT", DRAW_TABLE)] == [True]
-    assert statements.matching("UPDATE", DRAW_TABLE) == []
+    assert statements.matching(f'UPDATE "{DRAW_TABLE}"') == []
 
 
 @pytest.mark.parametrize(
@@ -512,6 +634,7 @@ def test_a_released_entry_claims_its_draw_and_marks_it_won(campaign):  # noqa: F
 
 def test_a_read_ahead_travels_with_the_next_fetch_one_in_one_pipeline(pipelines):
     queries.fetch_one("SELECT 1")  # the test's transaction has begun
+    pipelines.clear()
     with watched() as statements, queries.read_ahead("SELECT %s::int + 1", [41]) as ahead:
         assert queries.fetch_one("SELECT %s::text", ["b"]) == ("b",)
         assert ahead.row() == (42,)
@@ -521,6 +644,7 @@ def test_a_read_ahead_travels_with_the_next_fetch_one_in_one_pipeline(pipelines)
 
 
 def test_a_read_ahead_nothing_took_along_is_sent_alone_when_read():
+    queries.fetch_one("SELECT 1")  # the test's transaction has begun
     with watched() as statements, queries.read_ahead("SELECT %s::int * 2", [21]) as ahead:
         assert ahead.row() == (42,)
     assert [piped for _sql, piped in statements.seen] == [False]
@@ -531,9 +655,26 @@ def test_an_exception_drops_a_queued_read():
     with pytest.raises(RuntimeError), queries.read_ahead("SELECT 1"):
         raise RuntimeError("on the way")
     assert queries._pending_reads() == []
+    queries.fetch_one("SELECT 1")  # the test's transaction has begun
     with watched() as statements:
         assert queries.fetch_one("SELECT 2") == (2,)
     assert [sql for sql, _piped in statements.seen] == ["SELECT 2"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_read_that_opens_a_transaction_carries_its_begin(commands):
+    with transaction.atomic():
+        with watched() as statements:
+            assert queries.fetch_one("SELECT %s::int", [5]) == (5,)
+        assert statements.seen == [("BEGIN", True), ("SELECT %s::int", True)]
+        with watched() as statements:  # the transaction is open now: a plain statement
+            assert queries.fetch_one("SELECT 6") == (6,)
+        assert statements.seen == [("SELECT 6", False)]
+    assert "BEGIN" not in commands  # psycopg sent no BEGIN of its own (a round trip)
+    # In autocommit, no BEGIN and no pipeline.
+    with watched() as statements:
+        assert queries.fetch_one("SELECT 7") == (7,)
+    assert statements.seen == [("SELECT 7", False)]
 
 
 def test_a_remote_verifier_is_not_asked_about_a_number_already_entered(

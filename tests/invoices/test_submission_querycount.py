@@ -47,24 +47,25 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 #    1 session (read from the cached copy with Redis: no query), 2 user with its consumer
 #    profile (one join), 3 idempotency claim (INSERT … ON CONFLICT DO NOTHING; it travels with
 #    the view's first read), 4 duplicate check and 5 registry record,
-#    6 savepoint, 7 generic plans for the transaction (SET LOCAL), 8 consumer lock, 9 the new
-#    invoice's id (nextval), 10 caps and 11 risk features (apps.risk), all read under the lock,
-#   the deferred rollups: 12 fact (old read + new written in one statement),
-#   13 participation keys, 14 every shared rollup row (participants per day, cell, merchant
-#   day, merchant total) in one statement, 15 outbox events (one INSERT),
-#   the batched writes: 16 the invoice (its id drawn already; a lost race for the number fails
-#   here and is recorded anew), 17 both history rows, 18 the idempotency reply (committed with
-#   the decision; on an instant draw the entry's draw record goes with them),
-#   19 release.
+#    6 savepoint, 7 consumer lock (its SELECT also sets generic plans for the transaction and
+#    draws the new invoice's id), 8 caps and 9 risk features (apps.risk), read under the lock,
+#   the deferred rollups: 10 fact (old read + new written in one statement),
+#   11 participation keys, 12 every shared rollup row (participants per day, cell, merchant
+#   day, merchant total) in one statement, 13 outbox events (one INSERT),
+#   the batched writes, one statement (`apps.common.queries.fused_writes`): 14 the invoice (its
+#   id drawn already; a lost race for the number fails here and is recorded anew), both
+#   history rows and the idempotency reply (committed with the decision; on an instant draw
+#   the entry's draw record goes with them),
+#   15 release.
 # Campaign, campaign rules, merchant and the campaign's instant pools come from the cache (no
 # query); an app session's activity is written at most hourly (no session UPDATE here).
 # With Redis (CI, production) the session store reads its cached copy; without, the database.
 SESSION_QUERIES = 0 if settings.SESSION_ENGINE == "apps.accounts.session_store" else 1
-ACCEPTED_QUERIES = 18 + SESSION_QUERIES
+ACCEPTED_QUERIES = 14 + SESSION_QUERIES
 # Round trips: statements sent together in psycopg's pipeline mode travel in one
-# (`apps.common.queries`): 3–5, 7–11 (with the transaction's BEGIN outside tests) and 16–18
+# (`apps.common.queries`): 3–5, 7–9 (with the transaction's BEGIN outside tests) and 14
 # (with the COMMIT outside tests: `test_submission_round_trips`).
-ACCEPTED_ROUND_TRIPS = ACCEPTED_QUERIES - 8
+ACCEPTED_ROUND_TRIPS = ACCEPTED_QUERIES - 4
 # A number already entered: session, user + consumer, idempotency claim, duplicate check and
 # registry record (one round trip: a local look-up), then the rejected attempt kept on record
 # (savepoint, INSERT, fact, participation keys, shared rollups, outbox, history (batched),
@@ -76,12 +77,14 @@ DUPLICATE_ROUND_TRIPS = DUPLICATE_QUERIES - 2
 # savepoint), pools and tiers from the cache and fixed odds (no stock or quota read); the
 # win's savepoint, one statement that takes the stock and the day's quota and moves the
 # fund's two balances (the ledger reserve, apps.prizes), and the ids of the instant award and
-# the award (one SELECT); then, batched with the transaction's writes, the instant award, the
-# award, its history, its ledger entry and the savepoint's release (a coupon's row would join
-# them); the new entry's draw record is written once, batched, with its outcome; fund, policy
-# and the fund's account ids come from the prize configuration cache), and the award's rollup
-# (fact, cell; its outbox event shares the invoice's INSERT).
-INSTANT_WIN_QUERIES = 29 + SESSION_QUERIES
+# the award (one SELECT); then, batched with the transaction's writes, the savepoint's release
+# (alone: it splits the batch's fused statement in two, the invoice and its history before
+# it) and, in one statement with the entry's draw record (written once, with its outcome)
+# and the idempotency reply, the instant award, the award, its history and its ledger entry
+# (a coupon's row would join them); fund, policy and the fund's account ids come from the
+# prize configuration cache), and the award's rollup (fact, cell; its outbox event shares
+# the invoice's INSERT).
+INSTANT_WIN_QUERIES = 21 + SESSION_QUERIES
 # Round trips: the accepted path's, one for everything the win decides (savepoint, the take,
 # ids: `_instant_win_batched`; its rows join the accepted path's batch), and the award's two
 # rollup statements (written inline in tests; production queues them).
