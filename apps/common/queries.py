@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
@@ -319,13 +319,24 @@ def _send(last: Ahead):
     prelude = [statement for ahead in reads for statement in ahead.prelude]
     if prelude and not _can_pipeline(db):
         prelude = []  # elsewhere than PostgreSQL preludes are not run
-    # One read alone, plainly; but a read that opens a transaction goes through the pipeline,
-    # where its `BEGIN` travels with it.
-    alone = len(reads) == 1 and not prelude
-    if alone and not (_can_pipeline(db) and _begin_pending(db.connection)):
+    # One read alone, or several fused into one statement (`_fused_reads`), plainly; but a
+    # statement that opens a transaction goes through the pipeline, where its `BEGIN` travels
+    # with it.
+    fused = None if len(reads) == 1 or prelude or not _can_pipeline(db) else _fused_reads(reads)
+    if (len(reads) == 1 and not prelude) or fused is not None:
+        sql, params = fused or (last.sql, last.params)
+        begin = _can_pipeline(db) and _begin_pending(db.connection)
         with db.cursor() as cursor:
-            cursor.execute(last.sql, last.params)
-            last._row = cursor.fetchone()
+            with pipelined() if begin else nullcontext():
+                cursor.execute(sql, params)
+            row = cursor.fetchone()
+            description = cursor.description
+        if fused is None:
+            last._row = row
+        else:
+            starts = [i for i, column in enumerate(description) if column.name == _FOUND]
+            for ahead, start, end in zip(reads, starts, [*starts[1:], None], strict=True):
+                ahead._row = tuple(row[start + 1 : end]) if row[start] else None
     else:
         cursors = [db.cursor() for _ in reads]
         try:
@@ -343,6 +354,59 @@ def _send(last: Ahead):
         if ahead.then is not None:
             ahead.then(ahead._row)
     return last._row
+
+
+# Reads `_fused_reads` leaves as statements of their own: a locking read (what it waits for,
+# the reads after it must see: each statement of a transaction takes its own snapshot) and
+# any whose parameters are named.
+_LOCKING = re.compile(r"\bFOR\s+(UPDATE|SHARE|NO\s+KEY|KEY)\b", re.I)
+_INSERT_RETURNING = re.compile(
+    r'\s*INSERT\s+INTO\s+"?([A-Za-z_][\w.]*)"?\s.*\bRETURNING\b', re.I | re.S
+)
+_FOUND = "_ahead_found"
+
+
+def _fused_reads(reads: Sequence[Ahead]) -> tuple[str, list] | None:
+    """Several one-row reads as one statement (PostgreSQL), or None where they cannot be:
+
+        WITH r0 AS (INSERT … RETURNING id)
+        SELECT a0.*, a1.* FROM (SELECT 1) AS one
+        LEFT JOIN LATERAL (SELECT true AS _ahead_found, q.* FROM r0 AS q LIMIT 1) AS a0 ON true
+        LEFT JOIN LATERAL (SELECT true AS _ahead_found, q.* FROM (SELECT …) AS q LIMIT 1) AS a1
+            ON true
+
+    Each read's columns follow its `_ahead_found` column, NULL when it has no row. Each
+    statement costs the client and the server more than most of these reads (docs/
+    benchmarks.md, issue 11). The reads share one snapshot, so a read that writes (`INSERT …
+    RETURNING`) joins only if no other read names its table (none could see its row), and a
+    locking read or one with named parameters leaves them all as statements of their own."""
+    ctes, joins, cte_params, join_params = [], [], [], []
+    for index, ahead in enumerate(reads):
+        if isinstance(ahead.params, dict) or _LOCKING.search(ahead.sql):
+            return None
+        insert = _INSERT_RETURNING.match(ahead.sql)
+        if insert is not None:
+            table = insert.group(1)
+            if any(table in other.sql for other in reads if other is not ahead):
+                return None
+            ctes.append(f"r{index} AS ({ahead.sql})")
+            cte_params += list(ahead.params)
+            source = f"r{index}"
+        elif ahead.sql.lstrip()[:6].upper() == "SELECT":
+            join_params += list(ahead.params)
+            source = f"({ahead.sql})"
+        else:
+            return None
+        joins.append(
+            f"LEFT JOIN LATERAL (SELECT true AS {_FOUND}, q.* FROM {source} AS q LIMIT 1) "  # noqa: S608 - the reads' own SQL
+            f"AS a{index} ON true"
+        )
+    columns = ", ".join(f"a{index}.*" for index in range(len(reads)))
+    with_clause = f"WITH {', '.join(ctes)} " if ctes else ""
+    return (
+        f"{with_clause}SELECT {columns} FROM (SELECT 1) AS one {' '.join(joins)}",  # noqa: S608
+        cte_params + join_params,
+    )
 
 
 def write_later(sql: str, params: Sequence = ()) -> None:

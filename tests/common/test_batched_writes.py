@@ -635,12 +635,46 @@ def test_a_released_entry_claims_its_draw_and_marks_it_won(campaign):  # noqa: F
 def test_a_read_ahead_travels_with_the_next_fetch_one_in_one_pipeline(pipelines):
     queries.fetch_one("SELECT 1")  # the test's transaction has begun
     pipelines.clear()
+    lock = "SELECT id FROM accounts_user WHERE id = %s FOR UPDATE"  # kept apart: a lock
     with watched() as statements, queries.read_ahead("SELECT %s::int + 1", [41]) as ahead:
-        assert queries.fetch_one("SELECT %s::text", ["b"]) == ("b",)
+        assert queries.fetch_one(lock, [0]) is None
         assert ahead.row() == (42,)
     assert [piped for _sql, piped in statements.seen] == [True, True]
     assert len(pipelines) == 1
     assert queries._pending_reads() == []
+
+
+def test_reads_that_travel_together_are_one_statement():
+    queries.fetch_one("SELECT 1")  # the test's transaction has begun
+    taken = RollupChange.objects.create(kind=KIND, subject_id=next(_subjects))
+    claim = (
+        f"INSERT INTO {ROLLUP_TABLE} (id, kind, subject_id) VALUES (%s, %s, %s) "
+        "ON CONFLICT (id) DO NOTHING RETURNING id"
+    )
+    with (
+        watched() as statements,
+        queries.read_ahead(claim, [taken.pk, KIND, 1]) as conflict,
+        queries.read_ahead("SELECT %s::int + 1, %s::text", [41, "x"]) as two_columns,
+        queries.read_ahead("SELECT 1 WHERE false") as no_row,
+        queries.read_ahead("SELECT NULL::int") as null_row,
+    ):
+        assert queries.fetch_one("SELECT %s::text", ["b"]) == ("b",)
+        assert two_columns.row() == (42, "x")
+        assert conflict.row() is None  # the INSERT's RETURNING gave no row
+        assert no_row.row() is None
+        assert null_row.row() == (None,)
+    assert len(statements.seen) == 1 and statements.seen[0][1] is False
+    assert statements.seen[0][0].startswith(f"WITH r0 AS (INSERT INTO {ROLLUP_TABLE}")
+    # A read that writes is kept apart from a read of its table (none could see its row).
+    count_sql = f"SELECT count(*) FROM {ROLLUP_TABLE} WHERE kind = %s"
+    with watched() as statements, queries.read_ahead(claim, [taken.pk + 10_000, KIND, 2]) as new:
+        count = queries.fetch_one(count_sql, [KIND])
+        assert new.row() == (taken.pk + 10_000,)
+    assert count == (2,) and len(statements.seen) == 2
+    # Named parameters: statements of their own too.
+    with watched() as statements, queries.read_ahead("SELECT %(a)s::int", {"a": 3}) as named:
+        assert queries.fetch_one("SELECT 4") == (4,) and named.row() == (3,)
+    assert len(statements.seen) == 2
 
 
 def test_a_read_ahead_nothing_took_along_is_sent_alone_when_read():

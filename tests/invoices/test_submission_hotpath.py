@@ -50,9 +50,12 @@ def test_the_submission_paths_statements_are_prepared(campaign, make_record):
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements")
         prepared = " ".join(row[0] for row in cursor.fetchall())
-    # The duplicate check, the registry look-up and the invoice INSERT, among others.
-    assert 'FROM "invoices_invoice" WHERE number = $1' in prepared
+    # The idempotency claim with the duplicate check and the registry look-up (one statement),
+    # the consumer lock and the invoice INSERT (with the batch's other writes), among others.
+    assert 'WITH r0 AS (INSERT INTO "common_idempotencyrecord"' in prepared
+    assert 'FROM "invoices_invoice" WHERE number = $' in prepared
     assert '"invoices_taxinvoicerecord"' in prepared
+    assert 'FROM "accounts_consumer" WHERE "id" = $' in prepared
     assert 'INSERT INTO "invoices_invoice"' in prepared
 
 

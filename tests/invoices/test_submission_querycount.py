@@ -45,33 +45,34 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 # One accepted submission, warm caches (PostgreSQL), signed in as the consumer app is (session
 # token). Outside tests the SAVEPOINT/RELEASE pair is the transaction's BEGIN/COMMIT:
 #    1 session (read from the cached copy with Redis: no query), 2 user with its consumer
-#    profile (one join), 3 idempotency claim (INSERT … ON CONFLICT DO NOTHING; it travels with
-#    the view's first read), 4 duplicate check and 5 registry record,
-#    6 savepoint, 7 consumer lock (its SELECT also sets generic plans for the transaction and
-#    draws the new invoice's id), 8 caps and 9 risk features (apps.risk), read under the lock,
-#   the deferred rollups: 10 fact (old read + new written in one statement),
-#   11 participation keys, 12 every shared rollup row (participants per day, cell, merchant
-#   day, merchant total) in one statement, 13 outbox events (one INSERT),
-#   the batched writes, one statement (`apps.common.queries.fused_writes`): 14 the invoice (its
+#    profile (one join), 3 the idempotency claim (INSERT … ON CONFLICT DO NOTHING), the
+#    duplicate check and the registry record in one statement (the claim travels with the
+#    view's first read: `apps.common.queries._fused_reads`),
+#    4 savepoint, 5 consumer lock (its SELECT also sets generic plans for the transaction and
+#    draws the new invoice's id), 6 caps and 7 risk features (apps.risk), read under the lock,
+#   the deferred rollups: 8 fact (old read + new written in one statement),
+#   9 participation keys, 10 every shared rollup row (participants per day, cell, merchant
+#   day, merchant total) in one statement, 11 outbox events (one INSERT),
+#   the batched writes, one statement (`apps.common.queries.fused_writes`): 12 the invoice (its
 #   id drawn already; a lost race for the number fails here and is recorded anew), both
 #   history rows and the idempotency reply (committed with the decision; on an instant draw
 #   the entry's draw record goes with them),
-#   15 release.
+#   13 release.
 # Campaign, campaign rules, merchant and the campaign's instant pools come from the cache (no
 # query); an app session's activity is written at most hourly (no session UPDATE here).
 # With Redis (CI, production) the session store reads its cached copy; without, the database.
 SESSION_QUERIES = 0 if settings.SESSION_ENGINE == "apps.accounts.session_store" else 1
-ACCEPTED_QUERIES = 14 + SESSION_QUERIES
+ACCEPTED_QUERIES = 12 + SESSION_QUERIES
 # Round trips: statements sent together in psycopg's pipeline mode travel in one
-# (`apps.common.queries`): 3–5, 7–9 (with the transaction's BEGIN outside tests) and 14
+# (`apps.common.queries`): 5–7 (with the transaction's BEGIN outside tests) and 12
 # (with the COMMIT outside tests: `test_submission_round_trips`).
-ACCEPTED_ROUND_TRIPS = ACCEPTED_QUERIES - 4
-# A number already entered: session, user + consumer, idempotency claim, duplicate check and
-# registry record (one round trip: a local look-up), then the rejected attempt kept on record
-# (savepoint, INSERT, fact, participation keys, shared rollups, outbox, history (batched),
-# release) and the idempotency reply. The consumer lock is not touched.
-DUPLICATE_QUERIES = 13 + SESSION_QUERIES
-DUPLICATE_ROUND_TRIPS = DUPLICATE_QUERIES - 2
+ACCEPTED_ROUND_TRIPS = ACCEPTED_QUERIES - 2
+# A number already entered: session, user + consumer, idempotency claim with the duplicate
+# check and the registry record (one statement: a local look-up), then the rejected attempt
+# kept on record (savepoint, INSERT, fact, participation keys, shared rollups, outbox, history
+# (batched), release) and the idempotency reply. The consumer lock is not touched.
+DUPLICATE_QUERIES = 11 + SESSION_QUERIES
+DUPLICATE_ROUND_TRIPS = DUPLICATE_QUERIES
 # An accepted submission that wins an instant prize: the accepted path plus the draw's own
 # statements (apps.draws: under the pipeline's own consumer lock and in its transaction (no
 # savepoint), pools and tiers from the cache and fixed odds (no stock or quota read); the
@@ -84,7 +85,7 @@ DUPLICATE_ROUND_TRIPS = DUPLICATE_QUERIES - 2
 # (a coupon's row would join them); fund, policy and the fund's account ids come from the
 # prize configuration cache), and the award's rollup (fact, cell; its outbox event shares
 # the invoice's INSERT).
-INSTANT_WIN_QUERIES = 21 + SESSION_QUERIES
+INSTANT_WIN_QUERIES = 19 + SESSION_QUERIES
 # Round trips: the accepted path's, one for everything the win decides (savepoint, the take,
 # ids: `_instant_win_batched`; its rows join the accepted path's batch), and the award's two
 # rollup statements (written inline in tests; production queues them).

@@ -73,17 +73,17 @@ INLINE_AWARD_ROLLUP_STATEMENTS = 2
 # the statement of the transaction's other batched writes (`apps.common.queries.fused_writes`):
 # no statement of its own.
 QUEUE_INSERT = 0
-# Accepted: 10 + session (14 - 4) — 1 user + consumer, 2 idempotency claim, 3 duplicate check
-# with 4 registry, 5 savepoint, 6 consumer lock (with generic plans and the invoice's id),
-# 7 caps with 8 risk features, then batched as one statement: 9 the invoice, its history,
-# *the queue INSERT* (where fact, participation keys, shared rollups and outbox were) and the
-# idempotency reply; 10 release.
+# Accepted: 8 + session (12 - 4) — 1 user + consumer, 2 idempotency claim with the duplicate
+# check and the registry record, 3 savepoint, 4 consumer lock (with generic plans and the
+# invoice's id), 5 caps with 6 risk features, then batched as one statement: 7 the invoice,
+# its history, *the queue INSERT* (where fact, participation keys, shared rollups and outbox
+# were) and the idempotency reply; 8 release.
 QUEUED_ACCEPTED_QUERIES = ACCEPTED_QUERIES - INLINE_ROLLUP_STATEMENTS + QUEUE_INSERT
-# Rejected duplicate: 9 + session (13 - 4) — 1 user + consumer, 2 idempotency claim,
-# 3 duplicate check with 4 registry, 5 savepoint, 6 INSERT, batched as one statement: 7 history
-# and *the queue INSERT*; 8 release, 9 idempotency reply.
+# Rejected duplicate: 7 + session (11 - 4) — 1 user + consumer, 2 idempotency claim with the
+# duplicate check and the registry record, 3 savepoint, 4 INSERT, batched as one statement:
+# 5 history and *the queue INSERT*; 6 release, 7 idempotency reply.
 QUEUED_DUPLICATE_QUERIES = DUPLICATE_QUERIES - INLINE_ROLLUP_STATEMENTS + QUEUE_INSERT
-# Instant win: 15 + session (21 - 4 - 2) — the accepted path's 10 and the draw's 5 (win
+# Instant win: 13 + session (19 - 4 - 2) — the accepted path's 8 and the draw's 5 (win
 # savepoint, the take — stock, quota and the fund's two balances in one statement —, the ids
 # of the instant award and the award, the savepoint's release splitting the batch: the invoice
 # with its history before it, one more statement), without the award's fact and cell: the
