@@ -9,10 +9,16 @@ statements in one round trip with psycopg's pipeline mode:
 - `pipelined()`: a block's statements in one round trip; a transaction's `BEGIN` goes with
   them (psycopg alone would send it with a sync of its own and wait);
 - `read_ahead()` with `fetch_one()` / `model_row()`: one-row reads (and `prelude` statements)
-  that travel together, each row given to its reader;
+  that travel together, each row given to its reader — as one statement where they can
+  (`_fused_reads`);
 - `batched_writes()` with `write_later()` / `insert_objects(…, later=True)`: writes whose
   results nobody reads (history rows, queue entries), sent together just before the commit —
-  and with it, `batched_writes(commit=True)`.
+  and with it, `batched_writes(commit=True)` — those of different tables as one statement
+  (`fused_writes`).
+
+Each statement also costs the client and the server more than most of these statements' own
+work (about 0.07 ms of the client's CPU through Django's cursor in pipeline mode, measured),
+hence the fusing.
 """
 
 from __future__ import annotations

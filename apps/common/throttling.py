@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from django.core.cache import cache, caches
+from django.core.cache import caches
 from rest_framework.throttling import SimpleRateThrottle
 
 # KEYS: the throttles' keys, then keys only to read; ARGV: now (seconds), a unique member, the
@@ -55,13 +55,18 @@ return out
 
 
 def _redis_script():
-    """The script on the default cache's Redis client, or None off Redis. (Registering only
-    hashes the text: Redis keeps the script itself after its first run, by that hash.)"""
+    """The script on the default cache's Redis client, or None off Redis: registered once per
+    client (registering hashes the text; Redis keeps the script itself after its first run,
+    by that hash)."""
     if not type(caches["default"]).__module__.startswith("django_redis"):
         return None
     from django_redis import get_redis_connection
 
-    return get_redis_connection("default").register_script(_SLIDING_LOG)
+    client = get_redis_connection("default")
+    script = getattr(client, "_sliding_log_script", None)
+    if script is None:
+        script = client._sliding_log_script = client.register_script(_SLIDING_LOG)
+    return script
 
 
 class SlidingWindowThrottle(SimpleRateThrottle):
@@ -93,6 +98,7 @@ def allow_together(throttles, request, view, script, reads=None) -> list[bool]:
     keys' values are read in the same round trip and given to the callback as {key: value or
     None}, decoded as the cache decodes them."""
     now = throttles[0].timer()
+    default = caches["default"]  # once: every attribute read on `cache` looks it up again
     results = [True] * len(throttles)
     keys, args, asked = [], [repr(now), uuid.uuid4().hex, 0], []
     for index, throttle in enumerate(throttles):
@@ -100,19 +106,20 @@ def allow_together(throttles, request, view, script, reads=None) -> list[bool]:
         if throttle.key is None:
             continue
         throttle.now = now
-        keys.append(cache.make_key(f"sw:{throttle.key}"))
+        keys.append(default.make_key(f"sw:{throttle.key}"))
         args += [throttle.duration, throttle.num_requests]
         asked.append(index)
     read_keys, taken = reads if reads else ((), None)
     if not keys and not read_keys:
         return results
     args[2] = len(keys)
-    answer = script(keys=keys + [cache.make_key(key) for key in read_keys], args=args)
+    answer = script(keys=keys + [default.make_key(key) for key in read_keys], args=args)
     if taken is not None:
         values = answer[2 * len(keys) :]
+        decode = default.client.decode
         taken(
             {
-                key: None if value is None else cache.client.decode(value)
+                key: None if value is None else decode(value)
                 for key, value in zip(read_keys, values, strict=True)
             }
         )

@@ -294,6 +294,8 @@ class InvoiceStatusChange(models.Model):
     to_status = models.CharField(_("to"), max_length=16)
     code = models.CharField(_("code"), max_length=64, blank=True, default="")
     note = models.CharField(_("note"), max_length=500, blank=True, default="")
+    # Staff decisions only: consumers' submissions (two rows each) have none, and the index
+    # keeps out their NULLs (`invoicestatus_actor`).
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -301,6 +303,7 @@ class InvoiceStatusChange(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("actor"),
+        db_index=False,
     )
     at = models.DateTimeField(_("at"), db_index=True)
 
@@ -308,6 +311,11 @@ class InvoiceStatusChange(models.Model):
         verbose_name = _("invoice status change")
         verbose_name_plural = _("invoice status changes")
         ordering = ["at", "id"]
+        indexes = [
+            models.Index(
+                fields=["actor"], name="invoicestatus_actor", condition=Q(actor__isnull=False)
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.from_status or '∅'} → {self.to_status} {self.code}".strip()
