@@ -11,248 +11,64 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("auth", "0012_alter_user_first_name_max_length"),
+        ('auth', '0012_alter_user_first_name_max_length'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="User",
+            name='User',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("password", models.CharField(max_length=128, verbose_name="password")),
-                (
-                    "last_login",
-                    models.DateTimeField(blank=True, null=True, verbose_name="last login"),
-                ),
-                (
-                    "is_superuser",
-                    models.BooleanField(
-                        default=False,
-                        help_text="Designates that this user has all permissions without explicitly assigning them.",
-                        verbose_name="superuser status",
-                    ),
-                ),
-                (
-                    "username",
-                    models.CharField(
-                        error_messages={"unique": "A user with that username already exists."},
-                        help_text="Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only.",
-                        max_length=150,
-                        unique=True,
-                        validators=[django.contrib.auth.validators.UnicodeUsernameValidator()],
-                        verbose_name="username",
-                    ),
-                ),
-                (
-                    "first_name",
-                    models.CharField(blank=True, max_length=150, verbose_name="first name"),
-                ),
-                (
-                    "last_name",
-                    models.CharField(blank=True, max_length=150, verbose_name="last name"),
-                ),
-                (
-                    "email",
-                    models.EmailField(blank=True, max_length=254, verbose_name="email address"),
-                ),
-                (
-                    "is_staff",
-                    models.BooleanField(
-                        default=False,
-                        help_text="Designates whether the user can log into this admin site.",
-                        verbose_name="staff status",
-                    ),
-                ),
-                (
-                    "is_active",
-                    models.BooleanField(
-                        default=True,
-                        help_text="Designates whether this user should be treated as active. Unselect this instead of deleting accounts.",
-                        verbose_name="active",
-                    ),
-                ),
-                (
-                    "date_joined",
-                    models.DateTimeField(
-                        default=django.utils.timezone.now, verbose_name="date joined"
-                    ),
-                ),
-                (
-                    "password_changed_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="password changed at"),
-                ),
-                (
-                    "groups",
-                    models.ManyToManyField(
-                        blank=True,
-                        help_text="The groups this user belongs to. A user will get all permissions granted to each of their groups.",
-                        related_name="user_set",
-                        related_query_name="user",
-                        to="auth.group",
-                        verbose_name="groups",
-                    ),
-                ),
-                (
-                    "user_permissions",
-                    models.ManyToManyField(
-                        blank=True,
-                        help_text="Specific permissions for this user.",
-                        related_name="user_set",
-                        related_query_name="user",
-                        to="auth.permission",
-                        verbose_name="user permissions",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('password', models.CharField(max_length=128, verbose_name='password')),
+                ('last_login', models.DateTimeField(blank=True, null=True, verbose_name='last login')),
+                ('is_superuser', models.BooleanField(default=False, help_text='Designates that this user has all permissions without explicitly assigning them.', verbose_name='superuser status')),
+                ('username', models.CharField(error_messages={'unique': 'A user with that username already exists.'}, help_text='Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only.', max_length=150, unique=True, validators=[django.contrib.auth.validators.UnicodeUsernameValidator()], verbose_name='username')),
+                ('first_name', models.CharField(blank=True, max_length=150, verbose_name='first name')),
+                ('last_name', models.CharField(blank=True, max_length=150, verbose_name='last name')),
+                ('email', models.EmailField(blank=True, max_length=254, verbose_name='email address')),
+                ('is_staff', models.BooleanField(default=False, help_text='Designates whether the user can log into this admin site.', verbose_name='staff status')),
+                ('is_active', models.BooleanField(default=True, help_text='Designates whether this user should be treated as active. Unselect this instead of deleting accounts.', verbose_name='active')),
+                ('date_joined', models.DateTimeField(default=django.utils.timezone.now, verbose_name='date joined')),
+                ('password_changed_at', models.DateTimeField(blank=True, null=True, verbose_name='password changed at')),
+                ('groups', models.ManyToManyField(blank=True, help_text='The groups this user belongs to. A user will get all permissions granted to each of their groups.', related_name='user_set', related_query_name='user', to='auth.group', verbose_name='groups')),
+                ('user_permissions', models.ManyToManyField(blank=True, help_text='Specific permissions for this user.', related_name='user_set', related_query_name='user', to='auth.permission', verbose_name='user permissions')),
             ],
             options={
-                "verbose_name": "user",
-                "verbose_name_plural": "users",
-                "abstract": False,
-                "swappable": "AUTH_USER_MODEL",
+                'verbose_name': 'user',
+                'verbose_name_plural': 'users',
+                'abstract': False,
+                'swappable': 'AUTH_USER_MODEL',
             },
             managers=[
-                ("objects", django.contrib.auth.models.UserManager()),
+                ('objects', django.contrib.auth.models.UserManager()),
             ],
         ),
         migrations.CreateModel(
-            name="Consumer",
+            name='Consumer',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        auto_now_add=True, db_index=True, verbose_name="created at"
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
-                (
-                    "public_id",
-                    models.UUIDField(
-                        default=uuid.uuid4, editable=False, unique=True, verbose_name="public ID"
-                    ),
-                ),
-                (
-                    "real_name",
-                    apps.common.fields.EncryptedTextField(
-                        blank=True, default="", row_key_field="public_id", verbose_name="real name"
-                    ),
-                ),
-                (
-                    "real_name_index",
-                    apps.common.fields.BlindIndexField(
-                        db_index=True, purpose="name", source="real_name"
-                    ),
-                ),
-                (
-                    "id_number",
-                    apps.common.fields.EncryptedTextField(
-                        blank=True,
-                        default="",
-                        row_key_field="public_id",
-                        verbose_name="resident ID number",
-                    ),
-                ),
-                (
-                    "id_number_index",
-                    apps.common.fields.BlindIndexField(
-                        purpose="resident_id", source="id_number", unique=True
-                    ),
-                ),
-                (
-                    "phone",
-                    apps.common.fields.EncryptedTextField(
-                        blank=True,
-                        default="",
-                        row_key_field="public_id",
-                        verbose_name="mobile phone",
-                    ),
-                ),
-                (
-                    "phone_index",
-                    apps.common.fields.BlindIndexField(
-                        purpose="phone", source="phone", unique=True
-                    ),
-                ),
-                (
-                    "verification_status",
-                    models.CharField(
-                        choices=[
-                            ("unverified", "Not verified"),
-                            ("pending", "Verification pending"),
-                            ("verified", "Verified"),
-                            ("failed", "Verification failed"),
-                        ],
-                        db_index=True,
-                        default="unverified",
-                        max_length=16,
-                        verbose_name="real-name verification",
-                    ),
-                ),
-                (
-                    "verified_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="verified at"),
-                ),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[("active", "Active"), ("frozen", "Frozen")],
-                        db_index=True,
-                        default="active",
-                        max_length=16,
-                        verbose_name="status",
-                    ),
-                ),
-                (
-                    "user",
-                    models.OneToOneField(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="consumer",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="user account",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
+                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ('public_id', models.UUIDField(default=uuid.uuid4, editable=False, unique=True, verbose_name='public ID')),
+                ('real_name', apps.common.fields.EncryptedTextField(blank=True, default='', row_key_field='public_id', verbose_name='real name')),
+                ('real_name_index', apps.common.fields.BlindIndexField(db_index=True, purpose='name', source='real_name')),
+                ('id_number', apps.common.fields.EncryptedTextField(blank=True, default='', row_key_field='public_id', verbose_name='resident ID number')),
+                ('id_number_index', apps.common.fields.BlindIndexField(purpose='resident_id', source='id_number', unique=True)),
+                ('phone', apps.common.fields.EncryptedTextField(blank=True, default='', row_key_field='public_id', verbose_name='mobile phone')),
+                ('phone_index', apps.common.fields.BlindIndexField(purpose='phone', source='phone', unique=True)),
+                ('verification_status', models.CharField(choices=[('unverified', 'Not verified'), ('pending', 'Verification pending'), ('verified', 'Verified'), ('failed', 'Verification failed')], db_index=True, default='unverified', max_length=16, verbose_name='real-name verification')),
+                ('verified_at', models.DateTimeField(blank=True, null=True, verbose_name='verified at')),
+                ('status', models.CharField(choices=[('active', 'Active'), ('frozen', 'Frozen')], db_index=True, default='active', max_length=16, verbose_name='status')),
+                ('user', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='consumer', to=settings.AUTH_USER_MODEL, verbose_name='user account')),
             ],
             options={
-                "verbose_name": "consumer",
-                "verbose_name_plural": "consumers",
-                "constraints": [
-                    models.CheckConstraint(
-                        condition=models.Q(
-                            (
-                                "verification_status__in",
-                                ["unverified", "pending", "verified", "failed"],
-                            )
-                        ),
-                        name="consumer_verification_status_valid",
-                    ),
-                    models.CheckConstraint(
-                        condition=models.Q(("status__in", ["active", "frozen"])),
-                        name="consumer_status_valid",
-                    ),
-                    models.CheckConstraint(
-                        condition=models.Q(
-                            models.Q(("verification_status", "verified"), _negated=True),
-                            models.Q(
-                                ("id_number_index__isnull", False), ("verified_at__isnull", False)
-                            ),
-                            _connector="OR",
-                        ),
-                        name="consumer_verified_has_identity",
-                    ),
-                ],
+                'verbose_name': 'consumer',
+                'verbose_name_plural': 'consumers',
+                'constraints': [models.CheckConstraint(condition=models.Q(('verification_status__in', ['unverified', 'pending', 'verified', 'failed'])), name='consumer_verification_status_valid'), models.CheckConstraint(condition=models.Q(('status__in', ['active', 'frozen'])), name='consumer_status_valid'), models.CheckConstraint(condition=models.Q(models.Q(('verification_status', 'verified'), _negated=True), models.Q(('id_number_index__isnull', False), ('verified_at__isnull', False)), _connector='OR'), name='consumer_verified_has_identity')],
             },
         ),
     ]

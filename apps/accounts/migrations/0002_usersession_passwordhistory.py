@@ -7,80 +7,38 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("accounts", "0001_initial"),
+        ('accounts', '0001_initial'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="UserSession",
+            name='UserSession',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "session_key",
-                    models.CharField(max_length=40, unique=True, verbose_name="session key"),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        db_index=True,
-                        default=django.utils.timezone.now,
-                        verbose_name="signed in at",
-                    ),
-                ),
-                (
-                    "user",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="tracked_sessions",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="user",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('session_key', models.CharField(max_length=40, unique=True, verbose_name='session key')),
+                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now, verbose_name='signed in at')),
+                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tracked_sessions', to=settings.AUTH_USER_MODEL, verbose_name='user')),
             ],
             options={
-                "verbose_name": "user session",
-                "verbose_name_plural": "user sessions",
+                'verbose_name': 'user session',
+                'verbose_name_plural': 'user sessions',
             },
         ),
         migrations.CreateModel(
-            name="PasswordHistory",
+            name='PasswordHistory',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("password", models.CharField(max_length=128, verbose_name="password hash")),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        default=django.utils.timezone.now, verbose_name="changed at"
-                    ),
-                ),
-                (
-                    "user",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="password_history",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="user",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('password', models.CharField(max_length=128, verbose_name='password hash')),
+                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='changed at')),
+                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='password_history', to=settings.AUTH_USER_MODEL, verbose_name='user')),
             ],
             options={
-                "verbose_name": "earlier password",
-                "verbose_name_plural": "earlier passwords",
-                "ordering": ["-created_at", "-id"],
-                "indexes": [
-                    models.Index(fields=["user", "-created_at"], name="password_history_recent")
-                ],
+                'verbose_name': 'earlier password',
+                'verbose_name_plural': 'earlier passwords',
+                'ordering': ['-created_at', '-id'],
+                'indexes': [models.Index(fields=['user', '-created_at'], name='password_history_recent')],
             },
         ),
     ]

@@ -4,24 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("accounts", "0002_usersession_passwordhistory"),
+        ('accounts', '0002_usersession_passwordhistory'),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name="consumer",
-            options={
-                "permissions": [("reveal_personal_data", "Can reveal full personal data")],
-                "verbose_name": "consumer",
-                "verbose_name_plural": "consumers",
-            },
+            name='consumer',
+            options={'permissions': [('reveal_personal_data', 'Can reveal full personal data')], 'verbose_name': 'consumer', 'verbose_name_plural': 'consumers'},
         ),
         migrations.AddField(
-            model_name="consumer",
-            name="personal_data_erased_at",
-            field=models.DateTimeField(
-                blank=True, null=True, verbose_name="personal data erased at"
-            ),
+            model_name='consumer',
+            name='personal_data_erased_at',
+            field=models.DateTimeField(blank=True, null=True, verbose_name='personal data erased at'),
         ),
     ]

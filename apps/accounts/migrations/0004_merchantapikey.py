@@ -7,137 +7,40 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("accounts", "0003_consumer_reveal_and_erasure"),
-        ("merchants", "0001_initial"),
+        ('accounts', '0003_consumer_reveal_and_erasure'),
+        ('merchants', '0001_initial'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="MerchantAPIKey",
+            name='MerchantAPIKey',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "key_id",
-                    models.CharField(
-                        editable=False, max_length=32, unique=True, verbose_name="key ID"
-                    ),
-                ),
-                (
-                    "token_hash",
-                    models.CharField(editable=False, max_length=64, verbose_name="token hash"),
-                ),
-                (
-                    "public_key",
-                    models.CharField(
-                        editable=False,
-                        help_text="Base64 of the 32-byte raw public key; requests are signed with its pair.",
-                        max_length=64,
-                        verbose_name="Ed25519 public key",
-                    ),
-                ),
-                ("label", models.CharField(max_length=100, verbose_name="label")),
-                ("scopes", models.JSONField(default=list, verbose_name="scopes")),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        db_index=True, default=django.utils.timezone.now, verbose_name="issued at"
-                    ),
-                ),
-                (
-                    "expires_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="expires at"),
-                ),
-                (
-                    "revoked_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="revoked at"),
-                ),
-                (
-                    "revoked_reason",
-                    models.CharField(
-                        blank=True, default="", max_length=300, verbose_name="revocation reason"
-                    ),
-                ),
-                (
-                    "last_used_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="last used at"),
-                ),
-                (
-                    "last_used_ip",
-                    models.GenericIPAddressField(
-                        blank=True, null=True, verbose_name="last used from"
-                    ),
-                ),
-                (
-                    "created_by",
-                    models.ForeignKey(
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="issued by",
-                    ),
-                ),
-                (
-                    "merchant",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="api_keys",
-                        to="merchants.merchant",
-                        verbose_name="merchant",
-                    ),
-                ),
-                (
-                    "revoked_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="revoked by",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('key_id', models.CharField(editable=False, max_length=32, unique=True, verbose_name='key ID')),
+                ('token_hash', models.CharField(editable=False, max_length=64, verbose_name='token hash')),
+                ('public_key', models.CharField(editable=False, help_text='Base64 of the 32-byte raw public key; requests are signed with its pair.', max_length=64, verbose_name='Ed25519 public key')),
+                ('label', models.CharField(max_length=100, verbose_name='label')),
+                ('scopes', models.JSONField(default=list, verbose_name='scopes')),
+                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now, verbose_name='issued at')),
+                ('expires_at', models.DateTimeField(blank=True, null=True, verbose_name='expires at')),
+                ('revoked_at', models.DateTimeField(blank=True, null=True, verbose_name='revoked at')),
+                ('revoked_reason', models.CharField(blank=True, default='', max_length=300, verbose_name='revocation reason')),
+                ('last_used_at', models.DateTimeField(blank=True, null=True, verbose_name='last used at')),
+                ('last_used_ip', models.GenericIPAddressField(blank=True, null=True, verbose_name='last used from')),
+                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='issued by')),
+                ('merchant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='api_keys', to='merchants.merchant', verbose_name='merchant')),
+                ('revoked_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='revoked by')),
             ],
             options={
-                "verbose_name": "merchant API key",
-                "verbose_name_plural": "merchant API keys",
-                "ordering": ["-created_at", "-id"],
-                "permissions": [
-                    ("issue_merchantapikey", "Can issue merchant API keys"),
-                    ("revoke_merchantapikey", "Can revoke merchant API keys"),
-                ],
-                "default_permissions": ("view",),
-                "indexes": [
-                    models.Index(fields=["merchant", "-created_at"], name="merchant_api_key_recent")
-                ],
-                "constraints": [
-                    models.CheckConstraint(
-                        condition=models.Q(("key_id__startswith", "mk_")),
-                        name="merchant_api_key_id_prefix",
-                    ),
-                    models.CheckConstraint(
-                        condition=models.Q(
-                            ("revoked_at__isnull", True),
-                            models.Q(("revoked_reason", ""), _negated=True),
-                            _connector="OR",
-                        ),
-                        name="merchant_api_key_revoked_has_reason",
-                    ),
-                    models.CheckConstraint(
-                        condition=models.Q(
-                            ("expires_at__isnull", True),
-                            ("expires_at__gt", models.F("created_at")),
-                            _connector="OR",
-                        ),
-                        name="merchant_api_key_expires_after_issue",
-                    ),
-                ],
+                'verbose_name': 'merchant API key',
+                'verbose_name_plural': 'merchant API keys',
+                'ordering': ['-created_at', '-id'],
+                'permissions': [('issue_merchantapikey', 'Can issue merchant API keys'), ('revoke_merchantapikey', 'Can revoke merchant API keys')],
+                'default_permissions': ('view',),
+                'indexes': [models.Index(fields=['merchant', '-created_at'], name='merchant_api_key_recent')],
+                'constraints': [models.CheckConstraint(condition=models.Q(('key_id__startswith', 'mk_')), name='merchant_api_key_id_prefix'), models.CheckConstraint(condition=models.Q(('revoked_at__isnull', True), models.Q(('revoked_reason', ''), _negated=True), _connector='OR'), name='merchant_api_key_revoked_has_reason'), models.CheckConstraint(condition=models.Q(('expires_at__isnull', True), ('expires_at__gt', models.F('created_at')), _connector='OR'), name='merchant_api_key_expires_after_issue')],
             },
         ),
     ]

@@ -4,131 +4,54 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
-    dependencies = []
+    dependencies = [
+    ]
 
     operations = [
         migrations.CreateModel(
-            name="AuditChainHead",
+            name='AuditChainHead',
             fields=[
-                (
-                    "id",
-                    models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False),
-                ),
-                ("seq", models.BigIntegerField(default=0)),
-                (
-                    "chain",
-                    models.CharField(
-                        default="0000000000000000000000000000000000000000000000000000000000000000",
-                        max_length=64,
-                    ),
-                ),
+                ('id', models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False)),
+                ('seq', models.BigIntegerField(default=0)),
+                ('chain', models.CharField(default='0000000000000000000000000000000000000000000000000000000000000000', max_length=64)),
             ],
             options={
-                "verbose_name": "audit chain head",
-                "verbose_name_plural": "audit chain head",
-                "db_table": "audit_chain_head",
-                "constraints": [
-                    models.CheckConstraint(condition=models.Q(("id", 1)), name="audit_head_single")
-                ],
+                'verbose_name': 'audit chain head',
+                'verbose_name_plural': 'audit chain head',
+                'db_table': 'audit_chain_head',
+                'constraints': [models.CheckConstraint(condition=models.Q(('id', 1)), name='audit_head_single')],
             },
         ),
         migrations.CreateModel(
-            name="AuditEvent",
+            name='AuditEvent',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("seq", models.BigIntegerField(unique=True, verbose_name="sequence")),
-                ("at", models.DateTimeField(db_index=True, verbose_name="time")),
-                (
-                    "category",
-                    models.CharField(
-                        choices=[
-                            ("auth", "Sign-in"),
-                            ("mfa", "Two-factor authentication"),
-                            ("permission", "Permissions and roles"),
-                            ("state", "State change"),
-                            ("config", "Configuration change"),
-                            ("reveal", "Personal data revealed"),
-                            ("export", "Export"),
-                            ("draw", "Draw step"),
-                            ("payout", "Payout"),
-                            ("security", "Security"),
-                        ],
-                        db_index=True,
-                        max_length=16,
-                        verbose_name="category",
-                    ),
-                ),
-                ("action", models.CharField(db_index=True, max_length=64, verbose_name="action")),
-                (
-                    "outcome",
-                    models.CharField(
-                        choices=[
-                            ("success", "Success"),
-                            ("failure", "Failure"),
-                            ("denied", "Denied"),
-                        ],
-                        default="success",
-                        max_length=8,
-                        verbose_name="outcome",
-                    ),
-                ),
-                (
-                    "actor_id",
-                    models.BigIntegerField(
-                        blank=True, db_index=True, null=True, verbose_name="actor ID"
-                    ),
-                ),
-                (
-                    "actor_username",
-                    models.CharField(blank=True, default="", max_length=150, verbose_name="actor"),
-                ),
-                (
-                    "ip",
-                    models.GenericIPAddressField(blank=True, null=True, verbose_name="IP address"),
-                ),
-                (
-                    "request_id",
-                    models.CharField(
-                        blank=True, default="", max_length=64, verbose_name="request ID"
-                    ),
-                ),
-                (
-                    "target_type",
-                    models.CharField(
-                        blank=True, default="", max_length=64, verbose_name="target type"
-                    ),
-                ),
-                (
-                    "target_id",
-                    models.CharField(
-                        blank=True, default="", max_length=64, verbose_name="target ID"
-                    ),
-                ),
-                (
-                    "target_repr",
-                    models.CharField(blank=True, default="", max_length=200, verbose_name="target"),
-                ),
-                ("before", models.JSONField(blank=True, null=True, verbose_name="before")),
-                ("after", models.JSONField(blank=True, null=True, verbose_name="after")),
-                (
-                    "reason",
-                    models.CharField(blank=True, default="", max_length=500, verbose_name="reason"),
-                ),
-                ("chain", models.CharField(max_length=64, verbose_name="chain value")),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('seq', models.BigIntegerField(unique=True, verbose_name='sequence')),
+                ('at', models.DateTimeField(db_index=True, verbose_name='time')),
+                ('category', models.CharField(choices=[('auth', 'Sign-in'), ('mfa', 'Two-factor authentication'), ('permission', 'Permissions and roles'), ('state', 'State change'), ('config', 'Configuration change'), ('reveal', 'Personal data revealed'), ('export', 'Export'), ('draw', 'Draw step'), ('payout', 'Payout'), ('security', 'Security')], db_index=True, max_length=16, verbose_name='category')),
+                ('action', models.CharField(db_index=True, max_length=64, verbose_name='action')),
+                ('outcome', models.CharField(choices=[('success', 'Success'), ('failure', 'Failure'), ('denied', 'Denied')], default='success', max_length=8, verbose_name='outcome')),
+                ('actor_id', models.BigIntegerField(blank=True, db_index=True, null=True, verbose_name='actor ID')),
+                ('actor_username', models.CharField(blank=True, default='', max_length=150, verbose_name='actor')),
+                ('ip', models.GenericIPAddressField(blank=True, null=True, verbose_name='IP address')),
+                ('request_id', models.CharField(blank=True, default='', max_length=64, verbose_name='request ID')),
+                ('target_type', models.CharField(blank=True, default='', max_length=64, verbose_name='target type')),
+                ('target_id', models.CharField(blank=True, default='', max_length=64, verbose_name='target ID')),
+                ('target_repr', models.CharField(blank=True, default='', max_length=200, verbose_name='target')),
+                ('before', models.JSONField(blank=True, null=True, verbose_name='before')),
+                ('after', models.JSONField(blank=True, null=True, verbose_name='after')),
+                ('reason', models.CharField(blank=True, default='', max_length=500, verbose_name='reason')),
+                ('chain', models.CharField(max_length=64, verbose_name='chain value')),
             ],
             options={
-                "verbose_name": "audit event",
-                "verbose_name_plural": "audit events",
-                "db_table": "audit_event",
-                "ordering": ["-seq"],
-                "indexes": [models.Index(fields=["target_type", "target_id"], name="audit_target")],
+                'verbose_name': 'audit event',
+                'verbose_name_plural': 'audit events',
+                'db_table': 'audit_event',
+                'ordering': ['-seq'],
+                'indexes': [models.Index(fields=['target_type', 'target_id'], name='audit_target')],
             },
         ),
     ]

@@ -6,6 +6,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
@@ -14,56 +15,21 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name="IdempotencyRecord",
+            name='IdempotencyRecord',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("key", models.CharField(max_length=128, verbose_name="idempotency key")),
-                (
-                    "fingerprint",
-                    models.CharField(max_length=64, verbose_name="request fingerprint"),
-                ),
-                (
-                    "state",
-                    models.CharField(
-                        choices=[("in_progress", "In progress"), ("completed", "Completed")],
-                        max_length=16,
-                        verbose_name="state",
-                    ),
-                ),
-                (
-                    "response_status",
-                    models.PositiveSmallIntegerField(null=True, verbose_name="response status"),
-                ),
-                ("response_body", models.JSONField(null=True, verbose_name="response body")),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        auto_now_add=True, db_index=True, verbose_name="created at"
-                    ),
-                ),
-                (
-                    "user",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="user",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('key', models.CharField(max_length=128, verbose_name='idempotency key')),
+                ('fingerprint', models.CharField(max_length=64, verbose_name='request fingerprint')),
+                ('state', models.CharField(choices=[('in_progress', 'In progress'), ('completed', 'Completed')], max_length=16, verbose_name='state')),
+                ('response_status', models.PositiveSmallIntegerField(null=True, verbose_name='response status')),
+                ('response_body', models.JSONField(null=True, verbose_name='response body')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
+                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='user')),
             ],
             options={
-                "verbose_name": "idempotency record",
-                "verbose_name_plural": "idempotency records",
-                "constraints": [
-                    models.UniqueConstraint(
-                        fields=("user", "key"), name="idempotency_user_key_unique"
-                    )
-                ],
+                'verbose_name': 'idempotency record',
+                'verbose_name_plural': 'idempotency records',
+                'constraints': [models.UniqueConstraint(fields=('user', 'key'), name='idempotency_user_key_unique')],
             },
         ),
     ]

@@ -11,1285 +11,402 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("accounts", "0001_initial"),
-        ("draws", "0001_initial"),
-        ("invoices", "0001_initial"),
-        ("merchants", "0001_initial"),
-        ("prizes", "0001_initial"),
+        ('accounts', '0001_initial'),
+        ('draws', '0001_initial'),
+        ('invoices', '0001_initial'),
+        ('merchants', '0001_initial'),
+        ('prizes', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="CannedReply",
+            name='CannedReply',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        auto_now_add=True, db_index=True, verbose_name="created at"
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
-                ("title", models.CharField(max_length=100, verbose_name="title")),
-                ("body", models.TextField(verbose_name="text")),
-                (
-                    "kind",
-                    models.CharField(
-                        blank=True,
-                        choices=[
-                            ("consultation", "Consultation"),
-                            ("complaint", "Complaint"),
-                            ("merchant_refusal", "Merchant refused to issue an invoice"),
-                            ("appeal", "Appeal against a rejection or hold"),
-                            ("prize_problem", "Prize or payout problem"),
-                        ],
-                        default="",
-                        help_text="Empty: offered for every kind.",
-                        max_length=20,
-                        verbose_name="for cases of kind",
-                    ),
-                ),
-                ("active", models.BooleanField(default=True, verbose_name="active")),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
+                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ('title', models.CharField(max_length=100, verbose_name='title')),
+                ('body', models.TextField(verbose_name='text')),
+                ('kind', models.CharField(blank=True, choices=[('consultation', 'Consultation'), ('complaint', 'Complaint'), ('merchant_refusal', 'Merchant refused to issue an invoice'), ('appeal', 'Appeal against a rejection or hold'), ('prize_problem', 'Prize or payout problem')], default='', help_text='Empty: offered for every kind.', max_length=20, verbose_name='for cases of kind')),
+                ('active', models.BooleanField(default=True, verbose_name='active')),
             ],
             options={
-                "verbose_name": "canned reply",
-                "verbose_name_plural": "canned replies",
-                "ordering": ["title"],
+                'verbose_name': 'canned reply',
+                'verbose_name_plural': 'canned replies',
+                'ordering': ['title'],
             },
         ),
         migrations.CreateModel(
-            name="CaseCategory",
+            name='CaseCategory',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        auto_now_add=True, db_index=True, verbose_name="created at"
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
-                ("code", models.SlugField(max_length=40, unique=True, verbose_name="code")),
-                ("name", models.CharField(max_length=100, verbose_name="name")),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[
-                            ("consultation", "Consultation"),
-                            ("complaint", "Complaint"),
-                            ("merchant_refusal", "Merchant refused to issue an invoice"),
-                            ("appeal", "Appeal against a rejection or hold"),
-                            ("prize_problem", "Prize or payout problem"),
-                        ],
-                        max_length=20,
-                        verbose_name="kind",
-                    ),
-                ),
-                (
-                    "default_priority",
-                    models.PositiveSmallIntegerField(
-                        choices=[(1, "Low"), (2, "Normal"), (3, "High"), (4, "Urgent")],
-                        default=2,
-                        verbose_name="default priority",
-                    ),
-                ),
-                (
-                    "first_response_hours",
-                    models.DecimalField(
-                        decimal_places=2,
-                        default=4,
-                        max_digits=6,
-                        validators=[django.core.validators.MinValueValidator(0)],
-                        verbose_name="first response within (working hours)",
-                    ),
-                ),
-                (
-                    "resolution_days",
-                    models.DecimalField(
-                        decimal_places=2,
-                        default=5,
-                        max_digits=6,
-                        validators=[django.core.validators.MinValueValidator(0)],
-                        verbose_name="resolution within (working days)",
-                    ),
-                ),
-                ("sort_order", models.PositiveSmallIntegerField(default=100, verbose_name="order")),
-                ("active", models.BooleanField(default=True, verbose_name="active")),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
+                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ('code', models.SlugField(max_length=40, unique=True, verbose_name='code')),
+                ('name', models.CharField(max_length=100, verbose_name='name')),
+                ('kind', models.CharField(choices=[('consultation', 'Consultation'), ('complaint', 'Complaint'), ('merchant_refusal', 'Merchant refused to issue an invoice'), ('appeal', 'Appeal against a rejection or hold'), ('prize_problem', 'Prize or payout problem')], max_length=20, verbose_name='kind')),
+                ('default_priority', models.PositiveSmallIntegerField(choices=[(1, 'Low'), (2, 'Normal'), (3, 'High'), (4, 'Urgent')], default=2, verbose_name='default priority')),
+                ('first_response_hours', models.DecimalField(decimal_places=2, default=4, max_digits=6, validators=[django.core.validators.MinValueValidator(0)], verbose_name='first response within (working hours)')),
+                ('resolution_days', models.DecimalField(decimal_places=2, default=5, max_digits=6, validators=[django.core.validators.MinValueValidator(0)], verbose_name='resolution within (working days)')),
+                ('sort_order', models.PositiveSmallIntegerField(default=100, verbose_name='order')),
+                ('active', models.BooleanField(default=True, verbose_name='active')),
             ],
             options={
-                "verbose_name": "case category",
-                "verbose_name_plural": "case categories",
-                "ordering": ["kind", "sort_order", "name"],
+                'verbose_name': 'case category',
+                'verbose_name_plural': 'case categories',
+                'ordering': ['kind', 'sort_order', 'name'],
             },
         ),
         migrations.CreateModel(
-            name="CaseQueue",
+            name='CaseQueue',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        auto_now_add=True, db_index=True, verbose_name="created at"
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
-                ("code", models.SlugField(max_length=40, unique=True, verbose_name="code")),
-                ("name", models.CharField(max_length=100, verbose_name="name")),
-                (
-                    "description",
-                    models.TextField(blank=True, default="", verbose_name="description"),
-                ),
-                (
-                    "auto_assign",
-                    models.BooleanField(
-                        default=True,
-                        help_text="Round-robin among the available handlers of the queue.",
-                        verbose_name="assign new cases automatically",
-                    ),
-                ),
-                ("active", models.BooleanField(default=True, verbose_name="active")),
-                (
-                    "deal_counter",
-                    models.PositiveBigIntegerField(
-                        default=0, editable=False, verbose_name="cases dealt"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
+                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ('code', models.SlugField(max_length=40, unique=True, verbose_name='code')),
+                ('name', models.CharField(max_length=100, verbose_name='name')),
+                ('description', models.TextField(blank=True, default='', verbose_name='description')),
+                ('auto_assign', models.BooleanField(default=True, help_text='Round-robin among the available handlers of the queue.', verbose_name='assign new cases automatically')),
+                ('active', models.BooleanField(default=True, verbose_name='active')),
+                ('deal_counter', models.PositiveBigIntegerField(default=0, editable=False, verbose_name='cases dealt')),
             ],
             options={
-                "verbose_name": "case queue",
-                "verbose_name_plural": "case queues",
-                "ordering": ["name"],
+                'verbose_name': 'case queue',
+                'verbose_name_plural': 'case queues',
+                'ordering': ['name'],
             },
         ),
         migrations.CreateModel(
-            name="CaseSequence",
+            name='CaseSequence',
             fields=[
-                (
-                    "year",
-                    models.PositiveSmallIntegerField(
-                        primary_key=True, serialize=False, verbose_name="year"
-                    ),
-                ),
-                ("last_value", models.PositiveIntegerField(default=0, verbose_name="last number")),
+                ('year', models.PositiveSmallIntegerField(primary_key=True, serialize=False, verbose_name='year')),
+                ('last_value', models.PositiveIntegerField(default=0, verbose_name='last number')),
             ],
             options={
-                "verbose_name": "case numbering",
-                "verbose_name_plural": "case numbering",
+                'verbose_name': 'case numbering',
+                'verbose_name_plural': 'case numbering',
             },
         ),
         migrations.CreateModel(
-            name="WorkCalendarDay",
+            name='WorkCalendarDay',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("date", models.DateField(unique=True, verbose_name="date")),
-                (
-                    "is_workday",
-                    models.BooleanField(
-                        help_text="Ticked: a working day (e.g. a weekend make-up day). Empty: a holiday.",
-                        verbose_name="working day",
-                    ),
-                ),
-                (
-                    "note",
-                    models.CharField(blank=True, default="", max_length=100, verbose_name="note"),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('date', models.DateField(unique=True, verbose_name='date')),
+                ('is_workday', models.BooleanField(help_text='Ticked: a working day (e.g. a weekend make-up day). Empty: a holiday.', verbose_name='working day')),
+                ('note', models.CharField(blank=True, default='', max_length=100, verbose_name='note')),
             ],
             options={
-                "verbose_name": "calendar day",
-                "verbose_name_plural": "working calendar",
-                "ordering": ["date"],
+                'verbose_name': 'calendar day',
+                'verbose_name_plural': 'working calendar',
+                'ordering': ['date'],
             },
         ),
         migrations.CreateModel(
-            name="Case",
+            name='Case',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        auto_now_add=True, db_index=True, verbose_name="created at"
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
-                (
-                    "public_id",
-                    models.UUIDField(
-                        default=uuid.uuid4, editable=False, unique=True, verbose_name="public ID"
-                    ),
-                ),
-                (
-                    "reference",
-                    models.CharField(max_length=20, unique=True, verbose_name="reference"),
-                ),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[
-                            ("consultation", "Consultation"),
-                            ("complaint", "Complaint"),
-                            ("merchant_refusal", "Merchant refused to issue an invoice"),
-                            ("appeal", "Appeal against a rejection or hold"),
-                            ("prize_problem", "Prize or payout problem"),
-                        ],
-                        max_length=20,
-                        verbose_name="kind",
-                    ),
-                ),
-                (
-                    "channel",
-                    models.CharField(
-                        choices=[
-                            ("api", "Consumer app"),
-                            ("hotline", "12345 hotline"),
-                            ("staff", "Staff entry"),
-                        ],
-                        max_length=10,
-                        verbose_name="channel",
-                    ),
-                ),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("new", "New"),
-                            ("assigned", "Assigned"),
-                            ("in_progress", "In progress"),
-                            ("awaiting_consumer", "Awaiting consumer"),
-                            ("resolved", "Resolved"),
-                            ("closed", "Closed"),
-                        ],
-                        default="new",
-                        max_length=20,
-                        verbose_name="status",
-                    ),
-                ),
-                (
-                    "priority",
-                    models.PositiveSmallIntegerField(
-                        choices=[(1, "Low"), (2, "Normal"), (3, "High"), (4, "Urgent")],
-                        default=2,
-                        verbose_name="priority",
-                    ),
-                ),
-                ("subject", models.CharField(max_length=200, verbose_name="subject")),
-                ("description", models.TextField(verbose_name="description")),
-                (
-                    "caller_name",
-                    apps.common.fields.EncryptedTextField(
-                        blank=True,
-                        default="",
-                        row_key_field="public_id",
-                        verbose_name="caller name",
-                    ),
-                ),
-                (
-                    "caller_phone",
-                    apps.common.fields.EncryptedTextField(
-                        blank=True,
-                        default="",
-                        row_key_field="public_id",
-                        verbose_name="caller phone",
-                    ),
-                ),
-                (
-                    "caller_phone_index",
-                    apps.common.fields.BlindIndexField(
-                        db_index=True, purpose="phone", source="caller_phone"
-                    ),
-                ),
-                (
-                    "hotline_ticket",
-                    models.CharField(
-                        blank=True,
-                        max_length=40,
-                        null=True,
-                        unique=True,
-                        verbose_name="hotline ticket number",
-                    ),
-                ),
-                (
-                    "reported_merchant_name",
-                    models.CharField(
-                        blank=True, default="", max_length=200, verbose_name="merchant as reported"
-                    ),
-                ),
-                ("opened_at", models.DateTimeField(verbose_name="opened at")),
-                ("first_response_due", models.DateTimeField(verbose_name="first response due")),
-                ("resolution_due", models.DateTimeField(verbose_name="resolution due")),
-                (
-                    "first_responded_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="first responded at"),
-                ),
-                (
-                    "paused_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="clock paused at"),
-                ),
-                (
-                    "resolved_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="resolved at"),
-                ),
-                (
-                    "closed_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="closed at"),
-                ),
-                (
-                    "reopened_count",
-                    models.PositiveSmallIntegerField(default=0, verbose_name="times reopened"),
-                ),
-                (
-                    "first_response_warned_at",
-                    models.DateTimeField(
-                        blank=True, null=True, verbose_name="first-response warning sent"
-                    ),
-                ),
-                (
-                    "first_response_breached_at",
-                    models.DateTimeField(
-                        blank=True, null=True, verbose_name="first response overdue since"
-                    ),
-                ),
-                (
-                    "resolution_warned_at",
-                    models.DateTimeField(
-                        blank=True, null=True, verbose_name="resolution warning sent"
-                    ),
-                ),
-                (
-                    "resolution_breached_at",
-                    models.DateTimeField(
-                        blank=True, null=True, verbose_name="resolution overdue since"
-                    ),
-                ),
-                ("escalated", models.BooleanField(default=False, verbose_name="escalated")),
-                (
-                    "escalated_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="escalated at"),
-                ),
-                (
-                    "escalation_reason",
-                    models.CharField(
-                        blank=True, default="", max_length=300, verbose_name="escalation reason"
-                    ),
-                ),
-                (
-                    "outcome",
-                    models.CharField(
-                        blank=True,
-                        choices=[
-                            ("answered", "Answered"),
-                            ("substantiated", "Substantiated"),
-                            ("not_substantiated", "Not substantiated"),
-                            ("withdrawn", "Withdrawn by the consumer"),
-                            ("duplicate", "Duplicate"),
-                            ("referred", "Referred to another authority"),
-                        ],
-                        default="",
-                        max_length=20,
-                        verbose_name="outcome",
-                    ),
-                ),
-                (
-                    "resolution_summary",
-                    models.TextField(blank=True, default="", verbose_name="resolution summary"),
-                ),
-                (
-                    "substantiated",
-                    models.BooleanField(
-                        blank=True,
-                        help_text="For complaints and merchant refusals: whether the complaint was founded.",
-                        null=True,
-                        verbose_name="substantiated",
-                    ),
-                ),
-                (
-                    "rating",
-                    models.PositiveSmallIntegerField(
-                        blank=True,
-                        null=True,
-                        validators=[
-                            django.core.validators.MinValueValidator(1),
-                            django.core.validators.MaxValueValidator(5),
-                        ],
-                        verbose_name="satisfaction (1–5)",
-                    ),
-                ),
-                (
-                    "rating_comment",
-                    models.CharField(
-                        blank=True, default="", max_length=500, verbose_name="rating comment"
-                    ),
-                ),
-                ("rated_at", models.DateTimeField(blank=True, null=True, verbose_name="rated at")),
-                (
-                    "assignee",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="assigned_cases",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="assignee",
-                    ),
-                ),
-                (
-                    "award",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="cases",
-                        to="prizes.award",
-                        verbose_name="award",
-                    ),
-                ),
-                (
-                    "consumer",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="cases",
-                        to="accounts.consumer",
-                        verbose_name="consumer",
-                    ),
-                ),
-                (
-                    "created_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="entered by",
-                    ),
-                ),
-                (
-                    "draw",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="cases",
-                        to="draws.periodicdraw",
-                        verbose_name="periodic draw",
-                    ),
-                ),
-                (
-                    "invoice",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="cases",
-                        to="invoices.invoice",
-                        verbose_name="invoice",
-                    ),
-                ),
-                (
-                    "merchant",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="cases",
-                        to="merchants.merchant",
-                        verbose_name="merchant",
-                    ),
-                ),
-                (
-                    "payout",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="cases",
-                        to="prizes.payout",
-                        verbose_name="payout",
-                    ),
-                ),
-                (
-                    "category",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="cases",
-                        to="complaints.casecategory",
-                        verbose_name="category",
-                    ),
-                ),
-                (
-                    "queue",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="cases",
-                        to="complaints.casequeue",
-                        verbose_name="queue",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
+                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ('public_id', models.UUIDField(default=uuid.uuid4, editable=False, unique=True, verbose_name='public ID')),
+                ('reference', models.CharField(max_length=20, unique=True, verbose_name='reference')),
+                ('kind', models.CharField(choices=[('consultation', 'Consultation'), ('complaint', 'Complaint'), ('merchant_refusal', 'Merchant refused to issue an invoice'), ('appeal', 'Appeal against a rejection or hold'), ('prize_problem', 'Prize or payout problem')], max_length=20, verbose_name='kind')),
+                ('channel', models.CharField(choices=[('api', 'Consumer app'), ('hotline', '12345 hotline'), ('staff', 'Staff entry')], max_length=10, verbose_name='channel')),
+                ('status', models.CharField(choices=[('new', 'New'), ('assigned', 'Assigned'), ('in_progress', 'In progress'), ('awaiting_consumer', 'Awaiting consumer'), ('resolved', 'Resolved'), ('closed', 'Closed')], default='new', max_length=20, verbose_name='status')),
+                ('priority', models.PositiveSmallIntegerField(choices=[(1, 'Low'), (2, 'Normal'), (3, 'High'), (4, 'Urgent')], default=2, verbose_name='priority')),
+                ('subject', models.CharField(max_length=200, verbose_name='subject')),
+                ('description', models.TextField(verbose_name='description')),
+                ('caller_name', apps.common.fields.EncryptedTextField(blank=True, default='', row_key_field='public_id', verbose_name='caller name')),
+                ('caller_phone', apps.common.fields.EncryptedTextField(blank=True, default='', row_key_field='public_id', verbose_name='caller phone')),
+                ('caller_phone_index', apps.common.fields.BlindIndexField(db_index=True, purpose='phone', source='caller_phone')),
+                ('hotline_ticket', models.CharField(blank=True, max_length=40, null=True, unique=True, verbose_name='hotline ticket number')),
+                ('reported_merchant_name', models.CharField(blank=True, default='', max_length=200, verbose_name='merchant as reported')),
+                ('opened_at', models.DateTimeField(verbose_name='opened at')),
+                ('first_response_due', models.DateTimeField(verbose_name='first response due')),
+                ('resolution_due', models.DateTimeField(verbose_name='resolution due')),
+                ('first_responded_at', models.DateTimeField(blank=True, null=True, verbose_name='first responded at')),
+                ('paused_at', models.DateTimeField(blank=True, null=True, verbose_name='clock paused at')),
+                ('resolved_at', models.DateTimeField(blank=True, null=True, verbose_name='resolved at')),
+                ('closed_at', models.DateTimeField(blank=True, null=True, verbose_name='closed at')),
+                ('reopened_count', models.PositiveSmallIntegerField(default=0, verbose_name='times reopened')),
+                ('first_response_warned_at', models.DateTimeField(blank=True, null=True, verbose_name='first-response warning sent')),
+                ('first_response_breached_at', models.DateTimeField(blank=True, null=True, verbose_name='first response overdue since')),
+                ('resolution_warned_at', models.DateTimeField(blank=True, null=True, verbose_name='resolution warning sent')),
+                ('resolution_breached_at', models.DateTimeField(blank=True, null=True, verbose_name='resolution overdue since')),
+                ('escalated', models.BooleanField(default=False, verbose_name='escalated')),
+                ('escalated_at', models.DateTimeField(blank=True, null=True, verbose_name='escalated at')),
+                ('escalation_reason', models.CharField(blank=True, default='', max_length=300, verbose_name='escalation reason')),
+                ('outcome', models.CharField(blank=True, choices=[('answered', 'Answered'), ('substantiated', 'Substantiated'), ('not_substantiated', 'Not substantiated'), ('withdrawn', 'Withdrawn by the consumer'), ('duplicate', 'Duplicate'), ('referred', 'Referred to another authority')], default='', max_length=20, verbose_name='outcome')),
+                ('resolution_summary', models.TextField(blank=True, default='', verbose_name='resolution summary')),
+                ('substantiated', models.BooleanField(blank=True, help_text='For complaints and merchant refusals: whether the complaint was founded.', null=True, verbose_name='substantiated')),
+                ('rating', models.PositiveSmallIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(5)], verbose_name='satisfaction (1–5)')),
+                ('rating_comment', models.CharField(blank=True, default='', max_length=500, verbose_name='rating comment')),
+                ('rated_at', models.DateTimeField(blank=True, null=True, verbose_name='rated at')),
+                ('assignee', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='assigned_cases', to=settings.AUTH_USER_MODEL, verbose_name='assignee')),
+                ('award', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='cases', to='prizes.award', verbose_name='award')),
+                ('consumer', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='cases', to='accounts.consumer', verbose_name='consumer')),
+                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='entered by')),
+                ('draw', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='cases', to='draws.periodicdraw', verbose_name='periodic draw')),
+                ('invoice', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='cases', to='invoices.invoice', verbose_name='invoice')),
+                ('merchant', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='cases', to='merchants.merchant', verbose_name='merchant')),
+                ('payout', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='cases', to='prizes.payout', verbose_name='payout')),
+                ('category', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='cases', to='complaints.casecategory', verbose_name='category')),
+                ('queue', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='cases', to='complaints.casequeue', verbose_name='queue')),
             ],
             options={
-                "verbose_name": "case",
-                "verbose_name_plural": "cases",
-                "ordering": ["-opened_at"],
-                "permissions": [
-                    ("handle_case", "Can work on the cases of own queues"),
-                    ("supervise_case", "Can reassign and escalate the cases of supervised queues"),
-                    ("read_all_cases", "Can see the cases of every queue"),
-                ],
+                'verbose_name': 'case',
+                'verbose_name_plural': 'cases',
+                'ordering': ['-opened_at'],
+                'permissions': [('handle_case', 'Can work on the cases of own queues'), ('supervise_case', 'Can reassign and escalate the cases of supervised queues'), ('read_all_cases', 'Can see the cases of every queue')],
             },
         ),
         migrations.CreateModel(
-            name="CaseDesk",
-            fields=[],
+            name='CaseDesk',
+            fields=[
+            ],
             options={
-                "verbose_name": "case desk (my work)",
-                "verbose_name_plural": "case desk (my work)",
-                "proxy": True,
-                "default_permissions": (),
-                "indexes": [],
-                "constraints": [],
+                'verbose_name': 'case desk (my work)',
+                'verbose_name_plural': 'case desk (my work)',
+                'proxy': True,
+                'default_permissions': (),
+                'indexes': [],
+                'constraints': [],
             },
-            bases=("complaints.case",),
+            bases=('complaints.case',),
         ),
         migrations.AddField(
-            model_name="casecategory",
-            name="queue",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="categories",
-                to="complaints.casequeue",
-                verbose_name="queue",
-            ),
+            model_name='casecategory',
+            name='queue',
+            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='categories', to='complaints.casequeue', verbose_name='queue'),
         ),
         migrations.CreateModel(
-            name="CaseQueueMembership",
+            name='CaseQueueMembership',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "is_supervisor",
-                    models.BooleanField(
-                        default=False,
-                        help_text="Sees the whole team's workload, reassigns, receives escalations.",
-                        verbose_name="supervisor",
-                    ),
-                ),
-                (
-                    "available",
-                    models.BooleanField(
-                        default=True,
-                        help_text="Only available members are dealt new cases automatically.",
-                        verbose_name="available for new cases",
-                    ),
-                ),
-                (
-                    "last_assigned_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="last dealt a case"),
-                ),
-                (
-                    "deal_seq",
-                    models.PositiveBigIntegerField(
-                        default=0, editable=False, verbose_name="deal number"
-                    ),
-                ),
-                (
-                    "queue",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="memberships",
-                        to="complaints.casequeue",
-                        verbose_name="queue",
-                    ),
-                ),
-                (
-                    "user",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="case_queue_memberships",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="staff member",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('is_supervisor', models.BooleanField(default=False, help_text="Sees the whole team's workload, reassigns, receives escalations.", verbose_name='supervisor')),
+                ('available', models.BooleanField(default=True, help_text='Only available members are dealt new cases automatically.', verbose_name='available for new cases')),
+                ('last_assigned_at', models.DateTimeField(blank=True, null=True, verbose_name='last dealt a case')),
+                ('deal_seq', models.PositiveBigIntegerField(default=0, editable=False, verbose_name='deal number')),
+                ('queue', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='complaints.casequeue', verbose_name='queue')),
+                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='case_queue_memberships', to=settings.AUTH_USER_MODEL, verbose_name='staff member')),
             ],
             options={
-                "verbose_name": "queue member",
-                "verbose_name_plural": "queue members",
-                "ordering": ["queue", "user"],
+                'verbose_name': 'queue member',
+                'verbose_name_plural': 'queue members',
+                'ordering': ['queue', 'user'],
             },
         ),
         migrations.AddField(
-            model_name="casequeue",
-            name="members",
-            field=models.ManyToManyField(
-                related_name="case_queues",
-                through="complaints.CaseQueueMembership",
-                to=settings.AUTH_USER_MODEL,
-                verbose_name="members",
-            ),
+            model_name='casequeue',
+            name='members',
+            field=models.ManyToManyField(related_name='case_queues', through='complaints.CaseQueueMembership', to=settings.AUTH_USER_MODEL, verbose_name='members'),
         ),
         migrations.CreateModel(
-            name="CaseSettings",
+            name='CaseSettings',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "workday_start",
-                    models.TimeField(
-                        default=datetime.time(9, 0), verbose_name="working day starts"
-                    ),
-                ),
-                (
-                    "workday_end",
-                    models.TimeField(default=datetime.time(17, 0), verbose_name="working day ends"),
-                ),
-                (
-                    "break_start",
-                    models.TimeField(blank=True, null=True, verbose_name="lunch break starts"),
-                ),
-                (
-                    "break_end",
-                    models.TimeField(blank=True, null=True, verbose_name="lunch break ends"),
-                ),
-                (
-                    "timezone",
-                    models.CharField(
-                        default="Asia/Shanghai", max_length=40, verbose_name="time zone"
-                    ),
-                ),
-                (
-                    "reopen_window_days",
-                    models.PositiveSmallIntegerField(
-                        default=7,
-                        help_text="A resolved case can be reopened for this many days; after that it is closed automatically.",
-                        verbose_name="reopen window (days)",
-                    ),
-                ),
-                (
-                    "warning_hours",
-                    models.DecimalField(
-                        decimal_places=2,
-                        default=2,
-                        max_digits=5,
-                        validators=[django.core.validators.MinValueValidator(0)],
-                        verbose_name="warn this many working hours before a breach",
-                    ),
-                ),
-                (
-                    "attachment_max_bytes",
-                    models.PositiveIntegerField(
-                        default=5242880,
-                        validators=[
-                            django.core.validators.MinValueValidator(1024),
-                            django.core.validators.MaxValueValidator(52428800),
-                        ],
-                        verbose_name="largest attachment (bytes)",
-                    ),
-                ),
-                (
-                    "attachments_per_case",
-                    models.PositiveSmallIntegerField(
-                        default=10,
-                        validators=[django.core.validators.MinValueValidator(1)],
-                        verbose_name="attachments per case",
-                    ),
-                ),
-                (
-                    "reference_prefix",
-                    models.CharField(
-                        default="ZX",
-                        help_text="Case references look like ZX2026-000123.",
-                        max_length=8,
-                        verbose_name="reference prefix",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('workday_start', models.TimeField(default=datetime.time(9, 0), verbose_name='working day starts')),
+                ('workday_end', models.TimeField(default=datetime.time(17, 0), verbose_name='working day ends')),
+                ('break_start', models.TimeField(blank=True, null=True, verbose_name='lunch break starts')),
+                ('break_end', models.TimeField(blank=True, null=True, verbose_name='lunch break ends')),
+                ('timezone', models.CharField(default='Asia/Shanghai', max_length=40, verbose_name='time zone')),
+                ('reopen_window_days', models.PositiveSmallIntegerField(default=7, help_text='A resolved case can be reopened for this many days; after that it is closed automatically.', verbose_name='reopen window (days)')),
+                ('warning_hours', models.DecimalField(decimal_places=2, default=2, max_digits=5, validators=[django.core.validators.MinValueValidator(0)], verbose_name='warn this many working hours before a breach')),
+                ('attachment_max_bytes', models.PositiveIntegerField(default=5242880, validators=[django.core.validators.MinValueValidator(1024), django.core.validators.MaxValueValidator(52428800)], verbose_name='largest attachment (bytes)')),
+                ('attachments_per_case', models.PositiveSmallIntegerField(default=10, validators=[django.core.validators.MinValueValidator(1)], verbose_name='attachments per case')),
+                ('reference_prefix', models.CharField(default='ZX', help_text='Case references look like ZX2026-000123.', max_length=8, verbose_name='reference prefix')),
             ],
             options={
-                "verbose_name": "case desk settings",
-                "verbose_name_plural": "case desk settings",
-                "constraints": [
-                    models.CheckConstraint(
-                        condition=models.Q(("pk", 1)), name="casesettings_singleton"
-                    ),
-                    models.CheckConstraint(
-                        condition=models.Q(("workday_start__lt", models.F("workday_end"))),
-                        name="casesettings_hours_order",
-                    ),
-                    models.CheckConstraint(
-                        condition=models.Q(
-                            models.Q(("break_start__isnull", True), ("break_end__isnull", True)),
-                            models.Q(
-                                ("break_start__gte", models.F("workday_start")),
-                                ("break_start__lt", models.F("break_end")),
-                                ("break_end__lte", models.F("workday_end")),
-                            ),
-                            _connector="OR",
-                        ),
-                        name="casesettings_break_inside_hours",
-                    ),
-                ],
+                'verbose_name': 'case desk settings',
+                'verbose_name_plural': 'case desk settings',
+                'constraints': [models.CheckConstraint(condition=models.Q(('pk', 1)), name='casesettings_singleton'), models.CheckConstraint(condition=models.Q(('workday_start__lt', models.F('workday_end'))), name='casesettings_hours_order'), models.CheckConstraint(condition=models.Q(models.Q(('break_start__isnull', True), ('break_end__isnull', True)), models.Q(('break_start__gte', models.F('workday_start')), ('break_start__lt', models.F('break_end')), ('break_end__lte', models.F('workday_end'))), _connector='OR'), name='casesettings_break_inside_hours')],
             },
         ),
         migrations.CreateModel(
-            name="CaseStatusChange",
+            name='CaseStatusChange',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "event",
-                    models.CharField(
-                        choices=[
-                            ("opened", "Opened"),
-                            ("assigned", "Assigned"),
-                            ("taken", "Taken"),
-                            ("reassigned", "Reassigned"),
-                            ("started", "Work started"),
-                            ("awaiting", "Waiting for the consumer"),
-                            ("consumer_replied", "Consumer replied"),
-                            ("resolved", "Resolved"),
-                            ("closed", "Closed"),
-                            ("reopened", "Reopened"),
-                            ("escalated", "Escalated"),
-                            ("sla_warning", "SLA warning"),
-                            ("sla_breached", "SLA breached"),
-                            ("rated", "Rated"),
-                            ("linked", "Records linked"),
-                        ],
-                        max_length=20,
-                        verbose_name="event",
-                    ),
-                ),
-                (
-                    "from_status",
-                    models.CharField(blank=True, default="", max_length=20, verbose_name="from"),
-                ),
-                ("to_status", models.CharField(max_length=20, verbose_name="to")),
-                (
-                    "reason",
-                    models.CharField(blank=True, default="", max_length=300, verbose_name="reason"),
-                ),
-                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="at")),
-                (
-                    "actor",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="by",
-                    ),
-                ),
-                (
-                    "assignee",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="assignee",
-                    ),
-                ),
-                (
-                    "case",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="history",
-                        to="complaints.case",
-                        verbose_name="case",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('event', models.CharField(choices=[('opened', 'Opened'), ('assigned', 'Assigned'), ('taken', 'Taken'), ('reassigned', 'Reassigned'), ('started', 'Work started'), ('awaiting', 'Waiting for the consumer'), ('consumer_replied', 'Consumer replied'), ('resolved', 'Resolved'), ('closed', 'Closed'), ('reopened', 'Reopened'), ('escalated', 'Escalated'), ('sla_warning', 'SLA warning'), ('sla_breached', 'SLA breached'), ('rated', 'Rated'), ('linked', 'Records linked')], max_length=20, verbose_name='event')),
+                ('from_status', models.CharField(blank=True, default='', max_length=20, verbose_name='from')),
+                ('to_status', models.CharField(max_length=20, verbose_name='to')),
+                ('reason', models.CharField(blank=True, default='', max_length=300, verbose_name='reason')),
+                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='at')),
+                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='by')),
+                ('assignee', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='assignee')),
+                ('case', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='history', to='complaints.case', verbose_name='case')),
             ],
             options={
-                "verbose_name": "case history entry",
-                "verbose_name_plural": "case history",
-                "ordering": ["case", "id"],
+                'verbose_name': 'case history entry',
+                'verbose_name_plural': 'case history',
+                'ordering': ['case', 'id'],
             },
         ),
         migrations.CreateModel(
-            name="FaqArticle",
+            name='FaqArticle',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        auto_now_add=True, db_index=True, verbose_name="created at"
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
-                ("slug", models.SlugField(max_length=80, unique=True, verbose_name="slug")),
-                ("title", models.CharField(max_length=200, verbose_name="question")),
-                ("body", models.TextField(verbose_name="answer")),
-                (
-                    "is_published",
-                    models.BooleanField(db_index=True, default=False, verbose_name="published"),
-                ),
-                (
-                    "published_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="published at"),
-                ),
-                ("sort_order", models.PositiveSmallIntegerField(default=100, verbose_name="order")),
-                (
-                    "category",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="faq_articles",
-                        to="complaints.casecategory",
-                        verbose_name="category",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
+                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ('slug', models.SlugField(max_length=80, unique=True, verbose_name='slug')),
+                ('title', models.CharField(max_length=200, verbose_name='question')),
+                ('body', models.TextField(verbose_name='answer')),
+                ('is_published', models.BooleanField(db_index=True, default=False, verbose_name='published')),
+                ('published_at', models.DateTimeField(blank=True, null=True, verbose_name='published at')),
+                ('sort_order', models.PositiveSmallIntegerField(default=100, verbose_name='order')),
+                ('category', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='faq_articles', to='complaints.casecategory', verbose_name='category')),
             ],
             options={
-                "verbose_name": "FAQ article",
-                "verbose_name_plural": "FAQ articles",
-                "ordering": ["sort_order", "title"],
+                'verbose_name': 'FAQ article',
+                'verbose_name_plural': 'FAQ articles',
+                'ordering': ['sort_order', 'title'],
             },
         ),
         migrations.CreateModel(
-            name="CaseMessage",
+            name='CaseMessage',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[
-                            ("public_reply", "Reply to the consumer"),
-                            ("internal_note", "Internal note"),
-                            ("consumer_message", "Message from the consumer"),
-                        ],
-                        max_length=20,
-                        verbose_name="kind",
-                    ),
-                ),
-                ("body", models.TextField(verbose_name="text")),
-                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="at")),
-                (
-                    "author",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="author",
-                    ),
-                ),
-                (
-                    "case",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="messages",
-                        to="complaints.case",
-                        verbose_name="case",
-                    ),
-                ),
-                (
-                    "article",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to="complaints.faqarticle",
-                        verbose_name="linked FAQ article",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('kind', models.CharField(choices=[('public_reply', 'Reply to the consumer'), ('internal_note', 'Internal note'), ('consumer_message', 'Message from the consumer')], max_length=20, verbose_name='kind')),
+                ('body', models.TextField(verbose_name='text')),
+                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='at')),
+                ('author', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='author')),
+                ('case', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='complaints.case', verbose_name='case')),
+                ('article', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='complaints.faqarticle', verbose_name='linked FAQ article')),
             ],
             options={
-                "verbose_name": "case message",
-                "verbose_name_plural": "case messages",
-                "ordering": ["case", "id"],
+                'verbose_name': 'case message',
+                'verbose_name_plural': 'case messages',
+                'ordering': ['case', 'id'],
             },
         ),
         migrations.CreateModel(
-            name="CaseAttachment",
+            name='CaseAttachment',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "uid",
-                    models.UUIDField(
-                        default=uuid.uuid4, editable=False, unique=True, verbose_name="UID"
-                    ),
-                ),
-                (
-                    "file",
-                    models.FileField(
-                        max_length=200,
-                        storage=apps.complaints.models.attachment_storage,
-                        upload_to=apps.complaints.models.attachment_path,
-                        verbose_name="file",
-                    ),
-                ),
-                ("original_name", models.CharField(max_length=200, verbose_name="file name")),
-                ("content_type", models.CharField(max_length=100, verbose_name="type")),
-                ("size", models.PositiveIntegerField(verbose_name="size (bytes)")),
-                ("sha256", models.CharField(max_length=64, verbose_name="SHA-256")),
-                (
-                    "is_public",
-                    models.BooleanField(
-                        default=True,
-                        help_text="Files of internal notes are never shown to the consumer.",
-                        verbose_name="visible to the consumer",
-                    ),
-                ),
-                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="at")),
-                (
-                    "case",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="attachments",
-                        to="complaints.case",
-                        verbose_name="case",
-                    ),
-                ),
-                (
-                    "uploaded_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="uploaded by",
-                    ),
-                ),
-                (
-                    "message",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="attachments",
-                        to="complaints.casemessage",
-                        verbose_name="message",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('uid', models.UUIDField(default=uuid.uuid4, editable=False, unique=True, verbose_name='UID')),
+                ('file', models.FileField(max_length=200, storage=apps.complaints.models.attachment_storage, upload_to=apps.complaints.models.attachment_path, verbose_name='file')),
+                ('original_name', models.CharField(max_length=200, verbose_name='file name')),
+                ('content_type', models.CharField(max_length=100, verbose_name='type')),
+                ('size', models.PositiveIntegerField(verbose_name='size (bytes)')),
+                ('sha256', models.CharField(max_length=64, verbose_name='SHA-256')),
+                ('is_public', models.BooleanField(default=True, help_text='Files of internal notes are never shown to the consumer.', verbose_name='visible to the consumer')),
+                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='at')),
+                ('case', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attachments', to='complaints.case', verbose_name='case')),
+                ('uploaded_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='uploaded by')),
+                ('message', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='attachments', to='complaints.casemessage', verbose_name='message')),
             ],
             options={
-                "verbose_name": "case attachment",
-                "verbose_name_plural": "case attachments",
-                "ordering": ["case", "id"],
-                "constraints": [
-                    models.CheckConstraint(
-                        condition=models.Q(("size__gt", 0)), name="caseattachment_not_empty"
-                    )
-                ],
+                'verbose_name': 'case attachment',
+                'verbose_name_plural': 'case attachments',
+                'ordering': ['case', 'id'],
+                'constraints': [models.CheckConstraint(condition=models.Q(('size__gt', 0)), name='caseattachment_not_empty')],
             },
         ),
         migrations.AddConstraint(
-            model_name="casecategory",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    (
-                        "kind__in",
-                        [
-                            "consultation",
-                            "complaint",
-                            "merchant_refusal",
-                            "appeal",
-                            "prize_problem",
-                        ],
-                    )
-                ),
-                name="casecategory_kind_valid",
-            ),
+            model_name='casecategory',
+            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['consultation', 'complaint', 'merchant_refusal', 'appeal', 'prize_problem'])), name='casecategory_kind_valid'),
         ),
         migrations.AddConstraint(
-            model_name="casecategory",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("first_response_hours__gte", 0), ("resolution_days__gte", 0)),
-                name="casecategory_sla_not_negative",
-            ),
+            model_name='casecategory',
+            constraint=models.CheckConstraint(condition=models.Q(('first_response_hours__gte', 0), ('resolution_days__gte', 0)), name='casecategory_sla_not_negative'),
         ),
         migrations.AddIndex(
-            model_name="case",
-            index=models.Index(
-                condition=models.Q(
-                    ("status__in", ["assigned", "awaiting_consumer", "in_progress", "new"])
-                ),
-                fields=["queue", "-priority", "resolution_due", "id"],
-                name="case_open_queue",
-            ),
+            model_name='case',
+            index=models.Index(condition=models.Q(('status__in', ['assigned', 'awaiting_consumer', 'in_progress', 'new'])), fields=['queue', '-priority', 'resolution_due', 'id'], name='case_open_queue'),
         ),
         migrations.AddIndex(
-            model_name="case",
-            index=models.Index(
-                condition=models.Q(
-                    ("status__in", ["assigned", "awaiting_consumer", "in_progress", "new"])
-                ),
-                fields=["assignee", "-priority", "resolution_due", "id"],
-                name="case_open_assignee",
-            ),
+            model_name='case',
+            index=models.Index(condition=models.Q(('status__in', ['assigned', 'awaiting_consumer', 'in_progress', 'new'])), fields=['assignee', '-priority', 'resolution_due', 'id'], name='case_open_assignee'),
         ),
         migrations.AddIndex(
-            model_name="case",
-            index=models.Index(
-                condition=models.Q(
-                    ("status__in", ["assigned", "awaiting_consumer", "in_progress", "new"])
-                ),
-                fields=["-priority", "resolution_due", "id"],
-                name="case_open_order",
-            ),
+            model_name='case',
+            index=models.Index(condition=models.Q(('status__in', ['assigned', 'awaiting_consumer', 'in_progress', 'new'])), fields=['-priority', 'resolution_due', 'id'], name='case_open_order'),
         ),
         migrations.AddIndex(
-            model_name="case",
-            index=models.Index(
-                condition=models.Q(
-                    ("status__in", ["assigned", "awaiting_consumer", "in_progress", "new"])
-                ),
-                fields=["queue", "assignee", "escalated"],
-                name="case_open_workload",
-            ),
+            model_name='case',
+            index=models.Index(condition=models.Q(('status__in', ['assigned', 'awaiting_consumer', 'in_progress', 'new'])), fields=['queue', 'assignee', 'escalated'], name='case_open_workload'),
         ),
         migrations.AddIndex(
-            model_name="case",
-            index=models.Index(
-                condition=models.Q(
-                    ("status__in", ["assigned", "awaiting_consumer", "in_progress", "new"])
-                ),
-                fields=["resolution_due"],
-                name="case_open_resolution_due",
-            ),
+            model_name='case',
+            index=models.Index(condition=models.Q(('status__in', ['assigned', 'awaiting_consumer', 'in_progress', 'new'])), fields=['resolution_due'], name='case_open_resolution_due'),
         ),
         migrations.AddIndex(
-            model_name="case",
-            index=models.Index(
-                condition=models.Q(
-                    ("status__in", ["assigned", "awaiting_consumer", "in_progress", "new"]),
-                    ("first_responded_at__isnull", True),
-                ),
-                fields=["first_response_due"],
-                name="case_open_first_response_due",
-            ),
+            model_name='case',
+            index=models.Index(condition=models.Q(('status__in', ['assigned', 'awaiting_consumer', 'in_progress', 'new']), ('first_responded_at__isnull', True)), fields=['first_response_due'], name='case_open_first_response_due'),
         ),
         migrations.AddIndex(
-            model_name="case",
-            index=models.Index(fields=["status", "queue"], name="case_status_queue"),
+            model_name='case',
+            index=models.Index(fields=['status', 'queue'], name='case_status_queue'),
         ),
         migrations.AddIndex(
-            model_name="case",
-            index=models.Index(fields=["consumer", "-opened_at"], name="case_consumer_recent"),
+            model_name='case',
+            index=models.Index(fields=['consumer', '-opened_at'], name='case_consumer_recent'),
         ),
         migrations.AddIndex(
-            model_name="case",
-            index=models.Index(
-                condition=models.Q(("status", "resolved")),
-                fields=["resolved_at"],
-                name="case_resolved_to_close",
-            ),
+            model_name='case',
+            index=models.Index(condition=models.Q(('status', 'resolved')), fields=['resolved_at'], name='case_resolved_to_close'),
         ),
         migrations.AddIndex(
-            model_name="case",
-            index=models.Index(
-                condition=models.Q(("kind", "merchant_refusal"), ("substantiated", True)),
-                fields=["merchant", "resolved_at"],
-                name="case_substantiated_refusal",
-            ),
+            model_name='case',
+            index=models.Index(condition=models.Q(('kind', 'merchant_refusal'), ('substantiated', True)), fields=['merchant', 'resolved_at'], name='case_substantiated_refusal'),
         ),
         migrations.AddConstraint(
-            model_name="case",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    (
-                        "status__in",
-                        [
-                            "new",
-                            "assigned",
-                            "in_progress",
-                            "awaiting_consumer",
-                            "resolved",
-                            "closed",
-                        ],
-                    )
-                ),
-                name="case_status_valid",
-            ),
+            model_name='case',
+            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['new', 'assigned', 'in_progress', 'awaiting_consumer', 'resolved', 'closed'])), name='case_status_valid'),
         ),
         migrations.AddConstraint(
-            model_name="case",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    (
-                        "kind__in",
-                        [
-                            "consultation",
-                            "complaint",
-                            "merchant_refusal",
-                            "appeal",
-                            "prize_problem",
-                        ],
-                    )
-                ),
-                name="case_kind_valid",
-            ),
+            model_name='case',
+            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['consultation', 'complaint', 'merchant_refusal', 'appeal', 'prize_problem'])), name='case_kind_valid'),
         ),
         migrations.AddConstraint(
-            model_name="case",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("channel__in", ["api", "hotline", "staff"])),
-                name="case_channel_valid",
-            ),
+            model_name='case',
+            constraint=models.CheckConstraint(condition=models.Q(('channel__in', ['api', 'hotline', 'staff'])), name='case_channel_valid'),
         ),
         migrations.AddConstraint(
-            model_name="case",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("priority__in", [1, 2, 3, 4])), name="case_priority_valid"
-            ),
+            model_name='case',
+            constraint=models.CheckConstraint(condition=models.Q(('priority__in', [1, 2, 3, 4])), name='case_priority_valid'),
         ),
         migrations.AddConstraint(
-            model_name="case",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("outcome", ""),
-                    (
-                        "outcome__in",
-                        [
-                            "answered",
-                            "substantiated",
-                            "not_substantiated",
-                            "withdrawn",
-                            "duplicate",
-                            "referred",
-                        ],
-                    ),
-                    _connector="OR",
-                ),
-                name="case_outcome_valid",
-            ),
+            model_name='case',
+            constraint=models.CheckConstraint(condition=models.Q(('outcome', ''), ('outcome__in', ['answered', 'substantiated', 'not_substantiated', 'withdrawn', 'duplicate', 'referred']), _connector='OR'), name='case_outcome_valid'),
         ),
         migrations.AddConstraint(
-            model_name="case",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("rating__isnull", True),
-                    models.Q(("rating__gte", 1), ("rating__lte", 5)),
-                    _connector="OR",
-                ),
-                name="case_rating_range",
-            ),
+            model_name='case',
+            constraint=models.CheckConstraint(condition=models.Q(('rating__isnull', True), models.Q(('rating__gte', 1), ('rating__lte', 5)), _connector='OR'), name='case_rating_range'),
         ),
         migrations.AddConstraint(
-            model_name="case",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(("status__in", ["assigned", "in_progress"]), _negated=True),
-                    ("assignee__isnull", False),
-                    _connector="OR",
-                ),
-                name="case_worked_has_assignee",
-            ),
+            model_name='case',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status__in', ['assigned', 'in_progress']), _negated=True), ('assignee__isnull', False), _connector='OR'), name='case_worked_has_assignee'),
         ),
         migrations.AddConstraint(
-            model_name="case",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(("status", "resolved"), _negated=True),
-                    ("resolved_at__isnull", False),
-                    _connector="OR",
-                ),
-                name="case_resolved_has_time",
-            ),
+            model_name='case',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'resolved'), _negated=True), ('resolved_at__isnull', False), _connector='OR'), name='case_resolved_has_time'),
         ),
         migrations.AddConstraint(
-            model_name="case",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(("status", "closed"), _negated=True),
-                    ("closed_at__isnull", False),
-                    _connector="OR",
-                ),
-                name="case_closed_has_time",
-            ),
+            model_name='case',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'closed'), _negated=True), ('closed_at__isnull', False), _connector='OR'), name='case_closed_has_time'),
         ),
         migrations.AddConstraint(
-            model_name="case",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(("channel", "api"), _negated=True),
-                    ("consumer__isnull", False),
-                    _connector="OR",
-                ),
-                name="case_api_has_consumer",
-            ),
+            model_name='case',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('channel', 'api'), _negated=True), ('consumer__isnull', False), _connector='OR'), name='case_api_has_consumer'),
         ),
         migrations.AddConstraint(
-            model_name="casequeuemembership",
-            constraint=models.UniqueConstraint(
-                fields=("queue", "user"), name="casequeuemembership_unique"
-            ),
+            model_name='casequeuemembership',
+            constraint=models.UniqueConstraint(fields=('queue', 'user'), name='casequeuemembership_unique'),
         ),
         migrations.AddIndex(
-            model_name="casestatuschange",
-            index=models.Index(fields=["case", "created_at"], name="casehistory_case_time"),
+            model_name='casestatuschange',
+            index=models.Index(fields=['case', 'created_at'], name='casehistory_case_time'),
         ),
         migrations.AddIndex(
-            model_name="casemessage",
-            index=models.Index(fields=["case", "created_at"], name="casemessage_case_time"),
+            model_name='casemessage',
+            index=models.Index(fields=['case', 'created_at'], name='casemessage_case_time'),
         ),
         migrations.AddConstraint(
-            model_name="casemessage",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("kind__in", ["public_reply", "internal_note", "consumer_message"])
-                ),
-                name="casemessage_kind_valid",
-            ),
+            model_name='casemessage',
+            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['public_reply', 'internal_note', 'consumer_message'])), name='casemessage_kind_valid'),
         ),
     ]

@@ -9,486 +9,151 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("accounts", "0004_merchantapikey"),
+        ('accounts', '0004_merchantapikey'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="Article",
+            name='Article',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        auto_now_add=True, db_index=True, verbose_name="created at"
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
-                (
-                    "public_id",
-                    models.UUIDField(
-                        default=uuid.uuid4, editable=False, unique=True, verbose_name="public ID"
-                    ),
-                ),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[
-                            ("policy", "Policy explainer"),
-                            ("guide", "How-to guide"),
-                            ("winner_story", "Winner story"),
-                            ("notice", "Notice"),
-                        ],
-                        db_index=True,
-                        max_length=16,
-                        verbose_name="kind",
-                    ),
-                ),
-                ("title", models.CharField(max_length=200, verbose_name="title")),
-                (
-                    "summary",
-                    models.CharField(
-                        blank=True, default="", max_length=300, verbose_name="summary"
-                    ),
-                ),
-                ("body", models.TextField(blank=True, default="", verbose_name="text")),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("draft", "Draft"),
-                            ("in_review", "In review"),
-                            ("approved", "Approved"),
-                            ("scheduled", "Scheduled"),
-                            ("published", "Published"),
-                            ("archived", "Archived"),
-                        ],
-                        db_index=True,
-                        default="draft",
-                        max_length=16,
-                        verbose_name="status",
-                    ),
-                ),
-                (
-                    "submitted_at",
-                    models.DateTimeField(
-                        blank=True, null=True, verbose_name="submitted for review at"
-                    ),
-                ),
-                (
-                    "approved_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="approved at"),
-                ),
-                (
-                    "publish_at",
-                    models.DateTimeField(
-                        blank=True, db_index=True, null=True, verbose_name="scheduled for"
-                    ),
-                ),
-                (
-                    "published_at",
-                    models.DateTimeField(
-                        blank=True, db_index=True, null=True, verbose_name="published at"
-                    ),
-                ),
-                (
-                    "archived_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="archived at"),
-                ),
-                (
-                    "approved_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="approved by",
-                    ),
-                ),
-                (
-                    "author",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="author",
-                    ),
-                ),
-                (
-                    "last_edited_by",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="last edited by",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
+                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ('public_id', models.UUIDField(default=uuid.uuid4, editable=False, unique=True, verbose_name='public ID')),
+                ('kind', models.CharField(choices=[('policy', 'Policy explainer'), ('guide', 'How-to guide'), ('winner_story', 'Winner story'), ('notice', 'Notice')], db_index=True, max_length=16, verbose_name='kind')),
+                ('title', models.CharField(max_length=200, verbose_name='title')),
+                ('summary', models.CharField(blank=True, default='', max_length=300, verbose_name='summary')),
+                ('body', models.TextField(blank=True, default='', verbose_name='text')),
+                ('status', models.CharField(choices=[('draft', 'Draft'), ('in_review', 'In review'), ('approved', 'Approved'), ('scheduled', 'Scheduled'), ('published', 'Published'), ('archived', 'Archived')], db_index=True, default='draft', max_length=16, verbose_name='status')),
+                ('submitted_at', models.DateTimeField(blank=True, null=True, verbose_name='submitted for review at')),
+                ('approved_at', models.DateTimeField(blank=True, null=True, verbose_name='approved at')),
+                ('publish_at', models.DateTimeField(blank=True, db_index=True, null=True, verbose_name='scheduled for')),
+                ('published_at', models.DateTimeField(blank=True, db_index=True, null=True, verbose_name='published at')),
+                ('archived_at', models.DateTimeField(blank=True, null=True, verbose_name='archived at')),
+                ('approved_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='approved by')),
+                ('author', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='author')),
+                ('last_edited_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='last edited by')),
             ],
             options={
-                "verbose_name": "article",
-                "verbose_name_plural": "articles",
-                "ordering": ["-published_at", "-created_at"],
-                "permissions": [
-                    ("review_article", "Can approve or return articles in review"),
-                    ("publish_article", "Can schedule, publish and archive approved articles"),
-                ],
+                'verbose_name': 'article',
+                'verbose_name_plural': 'articles',
+                'ordering': ['-published_at', '-created_at'],
+                'permissions': [('review_article', 'Can approve or return articles in review'), ('publish_article', 'Can schedule, publish and archive approved articles')],
             },
         ),
         migrations.CreateModel(
-            name="ArticleImage",
+            name='ArticleImage',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "public_id",
-                    models.UUIDField(
-                        default=uuid.uuid4, editable=False, unique=True, verbose_name="public ID"
-                    ),
-                ),
-                (
-                    "file",
-                    models.FileField(
-                        max_length=200,
-                        upload_to=apps.content.models._image_path,
-                        verbose_name="file",
-                    ),
-                ),
-                (
-                    "alt_text",
-                    models.CharField(
-                        help_text="What the image shows, read out to people who cannot see it.",
-                        max_length=300,
-                        verbose_name="text alternative",
-                    ),
-                ),
-                ("content_type", models.CharField(max_length=20, verbose_name="content type")),
-                ("extension", models.CharField(max_length=5, verbose_name="extension")),
-                ("width", models.PositiveIntegerField(verbose_name="width")),
-                ("height", models.PositiveIntegerField(verbose_name="height")),
-                ("size", models.PositiveIntegerField(verbose_name="size (bytes)")),
-                ("sha256", models.CharField(max_length=64, verbose_name="SHA-256")),
-                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="uploaded at")),
-                (
-                    "article",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="images",
-                        to="content.article",
-                        verbose_name="article",
-                    ),
-                ),
-                (
-                    "uploaded_by",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="uploaded by",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('public_id', models.UUIDField(default=uuid.uuid4, editable=False, unique=True, verbose_name='public ID')),
+                ('file', models.FileField(max_length=200, upload_to=apps.content.models._image_path, verbose_name='file')),
+                ('alt_text', models.CharField(help_text='What the image shows, read out to people who cannot see it.', max_length=300, verbose_name='text alternative')),
+                ('content_type', models.CharField(max_length=20, verbose_name='content type')),
+                ('extension', models.CharField(max_length=5, verbose_name='extension')),
+                ('width', models.PositiveIntegerField(verbose_name='width')),
+                ('height', models.PositiveIntegerField(verbose_name='height')),
+                ('size', models.PositiveIntegerField(verbose_name='size (bytes)')),
+                ('sha256', models.CharField(max_length=64, verbose_name='SHA-256')),
+                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='uploaded at')),
+                ('article', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='images', to='content.article', verbose_name='article')),
+                ('uploaded_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='uploaded by')),
             ],
             options={
-                "verbose_name": "article image",
-                "verbose_name_plural": "article images",
-                "ordering": ["created_at", "id"],
+                'verbose_name': 'article image',
+                'verbose_name_plural': 'article images',
+                'ordering': ['created_at', 'id'],
             },
         ),
         migrations.CreateModel(
-            name="ArticleStatusChange",
+            name='ArticleStatusChange',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "from_status",
-                    models.CharField(
-                        blank=True,
-                        choices=[
-                            ("draft", "Draft"),
-                            ("in_review", "In review"),
-                            ("approved", "Approved"),
-                            ("scheduled", "Scheduled"),
-                            ("published", "Published"),
-                            ("archived", "Archived"),
-                        ],
-                        max_length=16,
-                        verbose_name="from",
-                    ),
-                ),
-                (
-                    "to_status",
-                    models.CharField(
-                        choices=[
-                            ("draft", "Draft"),
-                            ("in_review", "In review"),
-                            ("approved", "Approved"),
-                            ("scheduled", "Scheduled"),
-                            ("published", "Published"),
-                            ("archived", "Archived"),
-                        ],
-                        max_length=16,
-                        verbose_name="to",
-                    ),
-                ),
-                (
-                    "reason",
-                    models.CharField(blank=True, default="", max_length=300, verbose_name="reason"),
-                ),
-                (
-                    "digest",
-                    models.CharField(
-                        blank=True, default="", max_length=64, verbose_name="text digest"
-                    ),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="at"),
-                ),
-                (
-                    "actor",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="by",
-                    ),
-                ),
-                (
-                    "article",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="history",
-                        to="content.article",
-                        verbose_name="article",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('from_status', models.CharField(blank=True, choices=[('draft', 'Draft'), ('in_review', 'In review'), ('approved', 'Approved'), ('scheduled', 'Scheduled'), ('published', 'Published'), ('archived', 'Archived')], max_length=16, verbose_name='from')),
+                ('to_status', models.CharField(choices=[('draft', 'Draft'), ('in_review', 'In review'), ('approved', 'Approved'), ('scheduled', 'Scheduled'), ('published', 'Published'), ('archived', 'Archived')], max_length=16, verbose_name='to')),
+                ('reason', models.CharField(blank=True, default='', max_length=300, verbose_name='reason')),
+                ('digest', models.CharField(blank=True, default='', max_length=64, verbose_name='text digest')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='at')),
+                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='by')),
+                ('article', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='history', to='content.article', verbose_name='article')),
             ],
             options={
-                "verbose_name": "article status change",
-                "verbose_name_plural": "article status changes",
-                "ordering": ["created_at", "id"],
+                'verbose_name': 'article status change',
+                'verbose_name_plural': 'article status changes',
+                'ordering': ['created_at', 'id'],
             },
         ),
         migrations.CreateModel(
-            name="WinnerConsent",
+            name='WinnerConsent',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "public_id",
-                    models.UUIDField(
-                        default=uuid.uuid4, editable=False, unique=True, verbose_name="public ID"
-                    ),
-                ),
-                (
-                    "winner_name",
-                    apps.common.fields.EncryptedTextField(
-                        row_key_field="public_id", verbose_name="winner's name"
-                    ),
-                ),
-                (
-                    "scope",
-                    models.CharField(
-                        choices=[("masked_name", "Masked name only"), ("full_name", "Full name")],
-                        default="masked_name",
-                        max_length=16,
-                        verbose_name="name shown",
-                    ),
-                ),
-                ("consented_at", models.DateTimeField(verbose_name="consented at")),
-                (
-                    "evidence",
-                    models.CharField(
-                        help_text="E.g. the number of the signed consent form or the recorded call.",
-                        max_length=200,
-                        verbose_name="evidence",
-                    ),
-                ),
-                ("text_digest", models.CharField(max_length=64, verbose_name="text digest")),
-                ("text_snapshot", models.TextField(verbose_name="consented text")),
-                (
-                    "recorded_at",
-                    models.DateTimeField(auto_now_add=True, verbose_name="recorded at"),
-                ),
-                (
-                    "withdrawn_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="withdrawn at"),
-                ),
-                (
-                    "withdrawal_note",
-                    models.CharField(
-                        blank=True, default="", max_length=300, verbose_name="withdrawal note"
-                    ),
-                ),
-                (
-                    "article",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="consents",
-                        to="content.article",
-                        verbose_name="article",
-                    ),
-                ),
-                (
-                    "consumer",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to="accounts.consumer",
-                        verbose_name="consumer",
-                    ),
-                ),
-                (
-                    "recorded_by",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="recorded by",
-                    ),
-                ),
-                (
-                    "withdrawn_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="withdrawal recorded by",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('public_id', models.UUIDField(default=uuid.uuid4, editable=False, unique=True, verbose_name='public ID')),
+                ('winner_name', apps.common.fields.EncryptedTextField(row_key_field='public_id', verbose_name="winner's name")),
+                ('scope', models.CharField(choices=[('masked_name', 'Masked name only'), ('full_name', 'Full name')], default='masked_name', max_length=16, verbose_name='name shown')),
+                ('consented_at', models.DateTimeField(verbose_name='consented at')),
+                ('evidence', models.CharField(help_text='E.g. the number of the signed consent form or the recorded call.', max_length=200, verbose_name='evidence')),
+                ('text_digest', models.CharField(max_length=64, verbose_name='text digest')),
+                ('text_snapshot', models.TextField(verbose_name='consented text')),
+                ('recorded_at', models.DateTimeField(auto_now_add=True, verbose_name='recorded at')),
+                ('withdrawn_at', models.DateTimeField(blank=True, null=True, verbose_name='withdrawn at')),
+                ('withdrawal_note', models.CharField(blank=True, default='', max_length=300, verbose_name='withdrawal note')),
+                ('article', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='consents', to='content.article', verbose_name='article')),
+                ('consumer', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='accounts.consumer', verbose_name='consumer')),
+                ('recorded_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='recorded by')),
+                ('withdrawn_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='withdrawal recorded by')),
             ],
             options={
-                "verbose_name": "winner consent",
-                "verbose_name_plural": "winner consents",
-                "ordering": ["-recorded_at"],
+                'verbose_name': 'winner consent',
+                'verbose_name_plural': 'winner consents',
+                'ordering': ['-recorded_at'],
             },
         ),
         migrations.AddIndex(
-            model_name="article",
-            index=models.Index(
-                fields=["status", "kind", "-published_at"], name="article_public_list"
-            ),
+            model_name='article',
+            index=models.Index(fields=['status', 'kind', '-published_at'], name='article_public_list'),
         ),
         migrations.AddConstraint(
-            model_name="article",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    (
-                        "status__in",
-                        ["draft", "in_review", "approved", "scheduled", "published", "archived"],
-                    )
-                ),
-                name="article_status_valid",
-            ),
+            model_name='article',
+            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['draft', 'in_review', 'approved', 'scheduled', 'published', 'archived'])), name='article_status_valid'),
         ),
         migrations.AddConstraint(
-            model_name="article",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("kind__in", ["policy", "guide", "winner_story", "notice"])),
-                name="article_kind_valid",
-            ),
+            model_name='article',
+            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['policy', 'guide', 'winner_story', 'notice'])), name='article_kind_valid'),
         ),
         migrations.AddConstraint(
-            model_name="article",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("approved_by__isnull", True),
-                    models.Q(
-                        models.Q(("approved_by", models.F("author")), _negated=True),
-                        models.Q(("approved_by", models.F("last_edited_by")), _negated=True),
-                    ),
-                    _connector="OR",
-                ),
-                name="article_approver_not_writer",
-            ),
+            model_name='article',
+            constraint=models.CheckConstraint(condition=models.Q(('approved_by__isnull', True), models.Q(models.Q(('approved_by', models.F('author')), _negated=True), models.Q(('approved_by', models.F('last_edited_by')), _negated=True)), _connector='OR'), name='article_approver_not_writer'),
         ),
         migrations.AddConstraint(
-            model_name="article",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(("status__in", ["approved", "published", "scheduled"]), _negated=True),
-                    models.Q(("approved_by__isnull", False), ("approved_at__isnull", False)),
-                    _connector="OR",
-                ),
-                name="article_approved_has_approver",
-            ),
+            model_name='article',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status__in', ['approved', 'published', 'scheduled']), _negated=True), models.Q(('approved_by__isnull', False), ('approved_at__isnull', False)), _connector='OR'), name='article_approved_has_approver'),
         ),
         migrations.AddConstraint(
-            model_name="article",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(("status", "scheduled"), _negated=True),
-                    ("publish_at__isnull", False),
-                    _connector="OR",
-                ),
-                name="article_scheduled_has_time",
-            ),
+            model_name='article',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'scheduled'), _negated=True), ('publish_at__isnull', False), _connector='OR'), name='article_scheduled_has_time'),
         ),
         migrations.AddConstraint(
-            model_name="article",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(("status", "published"), _negated=True),
-                    ("published_at__isnull", False),
-                    _connector="OR",
-                ),
-                name="article_published_has_time",
-            ),
+            model_name='article',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'published'), _negated=True), ('published_at__isnull', False), _connector='OR'), name='article_published_has_time'),
         ),
         migrations.AddConstraint(
-            model_name="articleimage",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("alt_text", ""), _negated=True),
-                name="articleimage_alt_text_required",
-            ),
+            model_name='articleimage',
+            constraint=models.CheckConstraint(condition=models.Q(('alt_text', ''), _negated=True), name='articleimage_alt_text_required'),
         ),
         migrations.AddConstraint(
-            model_name="articleimage",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("content_type__in", ["image/jpeg", "image/png"])),
-                name="articleimage_reencoded_type",
-            ),
+            model_name='articleimage',
+            constraint=models.CheckConstraint(condition=models.Q(('content_type__in', ['image/jpeg', 'image/png'])), name='articleimage_reencoded_type'),
         ),
         migrations.AddConstraint(
-            model_name="winnerconsent",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("withdrawn_at__isnull", True)),
-                fields=("article",),
-                name="winnerconsent_one_valid_per_article",
-            ),
+            model_name='winnerconsent',
+            constraint=models.UniqueConstraint(condition=models.Q(('withdrawn_at__isnull', True)), fields=('article',), name='winnerconsent_one_valid_per_article'),
         ),
         migrations.AddConstraint(
-            model_name="winnerconsent",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("scope__in", ["masked_name", "full_name"])),
-                name="winnerconsent_scope_valid",
-            ),
+            model_name='winnerconsent',
+            constraint=models.CheckConstraint(condition=models.Q(('scope__in', ['masked_name', 'full_name'])), name='winnerconsent_scope_valid'),
         ),
     ]

@@ -11,1148 +11,394 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("accounts", "0003_consumer_reveal_and_erasure"),
-        ("invoices", "0002_review_permission"),
-        ("merchants", "0001_initial"),
+        ('accounts', '0003_consumer_reveal_and_erasure'),
+        ('invoices', '0002_review_permission'),
+        ('merchants', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="DrawTier",
+            name='DrawTier',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "rank",
-                    models.PositiveSmallIntegerField(
-                        validators=[django.core.validators.MinValueValidator(1)],
-                        verbose_name="rank",
-                    ),
-                ),
-                ("name", models.CharField(max_length=50, verbose_name="name")),
-                (
-                    "amount",
-                    apps.common.models.MoneyField(
-                        validators=[django.core.validators.MinValueValidator(Decimal("0.01"))],
-                        verbose_name="amount",
-                    ),
-                ),
-                ("count", models.PositiveIntegerField(verbose_name="number of prizes")),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('rank', models.PositiveSmallIntegerField(validators=[django.core.validators.MinValueValidator(1)], verbose_name='rank')),
+                ('name', models.CharField(max_length=50, verbose_name='name')),
+                ('amount', apps.common.models.MoneyField(validators=[django.core.validators.MinValueValidator(Decimal('0.01'))], verbose_name='amount')),
+                ('count', models.PositiveIntegerField(verbose_name='number of prizes')),
             ],
             options={
-                "verbose_name": "prize tier",
-                "verbose_name_plural": "prize tiers",
-                "ordering": ["draw", "rank"],
+                'verbose_name': 'prize tier',
+                'verbose_name_plural': 'prize tiers',
+                'ordering': ['draw', 'rank'],
             },
         ),
         migrations.CreateModel(
-            name="DrawTicket",
+            name='DrawTicket',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("ticket_no", models.PositiveIntegerField(verbose_name="ticket number")),
-                ("entry_ref", models.CharField(max_length=16, verbose_name="entry reference")),
-                ("holder_ref", models.CharField(max_length=16, verbose_name="holder reference")),
-                ("eligible_at", models.DateTimeField(verbose_name="eligible at")),
-                (
-                    "invoice",
-                    models.ForeignKey(
-                        db_constraint=False,
-                        db_index=False,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="draw_tickets",
-                        to="invoices.invoice",
-                        verbose_name="invoice",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('ticket_no', models.PositiveIntegerField(verbose_name='ticket number')),
+                ('entry_ref', models.CharField(max_length=16, verbose_name='entry reference')),
+                ('holder_ref', models.CharField(max_length=16, verbose_name='holder reference')),
+                ('eligible_at', models.DateTimeField(verbose_name='eligible at')),
+                ('invoice', models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='draw_tickets', to='invoices.invoice', verbose_name='invoice')),
             ],
             options={
-                "verbose_name": "draw ticket",
-                "verbose_name_plural": "draw tickets",
-                "ordering": ["draw", "ticket_no"],
+                'verbose_name': 'draw ticket',
+                'verbose_name_plural': 'draw tickets',
+                'ordering': ['draw', 'ticket_no'],
             },
         ),
         migrations.CreateModel(
-            name="InstantDrawResult",
+            name='InstantDrawResult',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("drawn_at", models.DateTimeField(verbose_name="drawn at")),
-                ("won", models.BooleanField(default=False, verbose_name="won")),
-                (
-                    "invoice",
-                    models.OneToOneField(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="instant_draw",
-                        to="invoices.invoice",
-                        verbose_name="invoice",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('drawn_at', models.DateTimeField(verbose_name='drawn at')),
+                ('won', models.BooleanField(default=False, verbose_name='won')),
+                ('invoice', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='instant_draw', to='invoices.invoice', verbose_name='invoice')),
             ],
             options={
-                "verbose_name": "instant draw result",
-                "verbose_name_plural": "instant draw results",
+                'verbose_name': 'instant draw result',
+                'verbose_name_plural': 'instant draw results',
             },
         ),
         migrations.CreateModel(
-            name="InstantPool",
+            name='InstantPool',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        auto_now_add=True, db_index=True, verbose_name="created at"
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
-                ("name", models.CharField(max_length=200, verbose_name="name")),
-                (
-                    "odds_mode",
-                    models.CharField(
-                        choices=[
-                            ("fixed", "Fixed probability per entry"),
-                            (
-                                "dynamic",
-                                "Dynamic (remaining daily quota / expected remaining entries)",
-                            ),
-                        ],
-                        default="fixed",
-                        max_length=16,
-                        verbose_name="odds mode",
-                    ),
-                ),
-                (
-                    "expected_daily_entries",
-                    models.PositiveIntegerField(
-                        default=10000,
-                        help_text="Dynamic odds: the day's remaining quota is spread over this many entries.",
-                        validators=[django.core.validators.MinValueValidator(1)],
-                        verbose_name="expected entries per day",
-                    ),
-                ),
-                ("active_from", models.DateTimeField(verbose_name="active from")),
-                ("active_until", models.DateTimeField(verbose_name="active until")),
-                ("enabled", models.BooleanField(default=True, verbose_name="enabled")),
-                (
-                    "max_wins_per_consumer",
-                    models.PositiveIntegerField(
-                        blank=True,
-                        default=1,
-                        help_text="Empty: no limit.",
-                        null=True,
-                        verbose_name="maximum prizes per consumer",
-                    ),
-                ),
-                (
-                    "delay_cash_above",
-                    apps.common.models.MoneyField(
-                        default=Decimal("50.00"),
-                        validators=[django.core.validators.MinValueValidator(Decimal("0.00"))],
-                        verbose_name="delay cash prizes above",
-                    ),
-                ),
-                (
-                    "delay_days",
-                    models.PositiveSmallIntegerField(default=7, verbose_name="payout delay (days)"),
-                ),
-                (
-                    "campaign",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="instant_pools",
-                        to="invoices.campaign",
-                        verbose_name="campaign",
-                    ),
-                ),
-                (
-                    "sponsor",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="sponsored_pools",
-                        to="merchants.merchant",
-                        verbose_name="sponsoring merchant",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
+                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ('name', models.CharField(max_length=200, verbose_name='name')),
+                ('odds_mode', models.CharField(choices=[('fixed', 'Fixed probability per entry'), ('dynamic', 'Dynamic (remaining daily quota / expected remaining entries)')], default='fixed', max_length=16, verbose_name='odds mode')),
+                ('expected_daily_entries', models.PositiveIntegerField(default=10000, help_text="Dynamic odds: the day's remaining quota is spread over this many entries.", validators=[django.core.validators.MinValueValidator(1)], verbose_name='expected entries per day')),
+                ('active_from', models.DateTimeField(verbose_name='active from')),
+                ('active_until', models.DateTimeField(verbose_name='active until')),
+                ('enabled', models.BooleanField(default=True, verbose_name='enabled')),
+                ('max_wins_per_consumer', models.PositiveIntegerField(blank=True, default=1, help_text='Empty: no limit.', null=True, verbose_name='maximum prizes per consumer')),
+                ('delay_cash_above', apps.common.models.MoneyField(default=Decimal('50.00'), validators=[django.core.validators.MinValueValidator(Decimal('0.00'))], verbose_name='delay cash prizes above')),
+                ('delay_days', models.PositiveSmallIntegerField(default=7, verbose_name='payout delay (days)')),
+                ('campaign', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='instant_pools', to='invoices.campaign', verbose_name='campaign')),
+                ('sponsor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='sponsored_pools', to='merchants.merchant', verbose_name='sponsoring merchant')),
             ],
             options={
-                "verbose_name": "instant prize pool",
-                "verbose_name_plural": "instant prize pools",
-                "ordering": ["-active_from", "id"],
+                'verbose_name': 'instant prize pool',
+                'verbose_name_plural': 'instant prize pools',
+                'ordering': ['-active_from', 'id'],
             },
         ),
         migrations.CreateModel(
-            name="InstantTier",
+            name='InstantTier',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("name", models.CharField(max_length=100, verbose_name="name")),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[("coupon", "Coupon"), ("voucher", "Voucher"), ("cash", "Cash")],
-                        max_length=16,
-                        verbose_name="kind",
-                    ),
-                ),
-                (
-                    "face_value",
-                    apps.common.models.MoneyField(
-                        validators=[django.core.validators.MinValueValidator(Decimal("0.01"))],
-                        verbose_name="face value",
-                    ),
-                ),
-                ("total_quantity", models.PositiveIntegerField(verbose_name="total quantity")),
-                ("remaining", models.PositiveIntegerField(default=0, verbose_name="remaining")),
-                (
-                    "probability",
-                    models.DecimalField(
-                        decimal_places=6,
-                        default=Decimal("0"),
-                        help_text="Fixed-odds mode only: 0.010000 = one entry in a hundred.",
-                        max_digits=7,
-                        validators=[
-                            django.core.validators.MinValueValidator(Decimal("0")),
-                            django.core.validators.MaxValueValidator(Decimal("1")),
-                        ],
-                        verbose_name="probability per entry",
-                    ),
-                ),
-                (
-                    "min_spend",
-                    apps.common.models.MoneyField(
-                        blank=True,
-                        help_text="Coupons and vouchers: the purchase needed to use it.",
-                        null=True,
-                        verbose_name="minimum spend",
-                    ),
-                ),
-                (
-                    "valid_industries",
-                    models.CharField(
-                        blank=True,
-                        default="",
-                        help_text="Coupons and vouchers: industry code prefixes, comma separated; empty: all.",
-                        max_length=200,
-                        verbose_name="valid industries",
-                    ),
-                ),
-                (
-                    "valid_days",
-                    models.PositiveSmallIntegerField(
-                        blank=True,
-                        help_text="Empty: no expiry.",
-                        null=True,
-                        verbose_name="valid for days",
-                    ),
-                ),
-                (
-                    "pool",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="tiers",
-                        to="draws.instantpool",
-                        verbose_name="pool",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(max_length=100, verbose_name='name')),
+                ('kind', models.CharField(choices=[('coupon', 'Coupon'), ('voucher', 'Voucher'), ('cash', 'Cash')], max_length=16, verbose_name='kind')),
+                ('face_value', apps.common.models.MoneyField(validators=[django.core.validators.MinValueValidator(Decimal('0.01'))], verbose_name='face value')),
+                ('total_quantity', models.PositiveIntegerField(verbose_name='total quantity')),
+                ('remaining', models.PositiveIntegerField(default=0, verbose_name='remaining')),
+                ('probability', models.DecimalField(decimal_places=6, default=Decimal('0'), help_text='Fixed-odds mode only: 0.010000 = one entry in a hundred.', max_digits=7, validators=[django.core.validators.MinValueValidator(Decimal('0')), django.core.validators.MaxValueValidator(Decimal('1'))], verbose_name='probability per entry')),
+                ('min_spend', apps.common.models.MoneyField(blank=True, help_text='Coupons and vouchers: the purchase needed to use it.', null=True, verbose_name='minimum spend')),
+                ('valid_industries', models.CharField(blank=True, default='', help_text='Coupons and vouchers: industry code prefixes, comma separated; empty: all.', max_length=200, verbose_name='valid industries')),
+                ('valid_days', models.PositiveSmallIntegerField(blank=True, help_text='Empty: no expiry.', null=True, verbose_name='valid for days')),
+                ('pool', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tiers', to='draws.instantpool', verbose_name='pool')),
             ],
             options={
-                "verbose_name": "instant prize tier",
-                "verbose_name_plural": "instant prize tiers",
-                "ordering": ["pool", "-face_value", "id"],
+                'verbose_name': 'instant prize tier',
+                'verbose_name_plural': 'instant prize tiers',
+                'ordering': ['pool', '-face_value', 'id'],
             },
         ),
         migrations.CreateModel(
-            name="InstantDailyQuota",
+            name='InstantDailyQuota',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("day", models.DateField(verbose_name="day")),
-                ("quota", models.PositiveIntegerField(verbose_name="quota")),
-                ("awarded", models.PositiveIntegerField(default=0, verbose_name="awarded")),
-                (
-                    "tier",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="quotas",
-                        to="draws.instanttier",
-                        verbose_name="tier",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('day', models.DateField(verbose_name='day')),
+                ('quota', models.PositiveIntegerField(verbose_name='quota')),
+                ('awarded', models.PositiveIntegerField(default=0, verbose_name='awarded')),
+                ('tier', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='quotas', to='draws.instanttier', verbose_name='tier')),
             ],
             options={
-                "verbose_name": "instant daily quota",
-                "verbose_name_plural": "instant daily quotas",
-                "ordering": ["tier", "day"],
+                'verbose_name': 'instant daily quota',
+                'verbose_name_plural': 'instant daily quotas',
+                'ordering': ['tier', 'day'],
             },
         ),
         migrations.CreateModel(
-            name="InstantAward",
+            name='InstantAward',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[("coupon", "Coupon"), ("voucher", "Voucher"), ("cash", "Cash")],
-                        max_length=16,
-                        verbose_name="kind",
-                    ),
-                ),
-                ("amount", apps.common.models.MoneyField(verbose_name="amount")),
-                ("day", models.DateField(verbose_name="day")),
-                ("drawn_at", models.DateTimeField(db_index=True, verbose_name="drawn at")),
-                (
-                    "payable_after",
-                    models.DateTimeField(blank=True, null=True, verbose_name="payable after"),
-                ),
-                (
-                    "consumer",
-                    models.ForeignKey(
-                        db_index=False,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="instant_awards",
-                        to="accounts.consumer",
-                        verbose_name="consumer",
-                    ),
-                ),
-                (
-                    "invoice",
-                    models.OneToOneField(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="instant_award",
-                        to="invoices.invoice",
-                        verbose_name="invoice",
-                    ),
-                ),
-                (
-                    "pool",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="awards",
-                        to="draws.instantpool",
-                        verbose_name="pool",
-                    ),
-                ),
-                (
-                    "tier",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="awards",
-                        to="draws.instanttier",
-                        verbose_name="tier",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('kind', models.CharField(choices=[('coupon', 'Coupon'), ('voucher', 'Voucher'), ('cash', 'Cash')], max_length=16, verbose_name='kind')),
+                ('amount', apps.common.models.MoneyField(verbose_name='amount')),
+                ('day', models.DateField(verbose_name='day')),
+                ('drawn_at', models.DateTimeField(db_index=True, verbose_name='drawn at')),
+                ('payable_after', models.DateTimeField(blank=True, null=True, verbose_name='payable after')),
+                ('consumer', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='instant_awards', to='accounts.consumer', verbose_name='consumer')),
+                ('invoice', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='instant_award', to='invoices.invoice', verbose_name='invoice')),
+                ('pool', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='awards', to='draws.instantpool', verbose_name='pool')),
+                ('tier', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='awards', to='draws.instanttier', verbose_name='tier')),
             ],
             options={
-                "verbose_name": "instant award",
-                "verbose_name_plural": "instant awards",
-                "ordering": ["-drawn_at"],
+                'verbose_name': 'instant award',
+                'verbose_name_plural': 'instant awards',
+                'ordering': ['-drawn_at'],
             },
         ),
         migrations.CreateModel(
-            name="PeriodicDraw",
+            name='PeriodicDraw',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        auto_now_add=True, db_index=True, verbose_name="created at"
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
-                (
-                    "uid",
-                    models.UUIDField(
-                        default=uuid.uuid4, editable=False, unique=True, verbose_name="UID"
-                    ),
-                ),
-                (
-                    "code",
-                    models.CharField(
-                        max_length=40,
-                        unique=True,
-                        validators=[
-                            django.core.validators.RegexValidator(
-                                "^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$",
-                                "A draw code is 1 to 40 letters, digits, dots, underscores or hyphens, e.g. ZZ-2026-03-B.",
-                                "draw_code.invalid",
-                            )
-                        ],
-                        verbose_name="draw code",
-                    ),
-                ),
-                ("name", models.CharField(max_length=200, verbose_name="name")),
-                ("window_starts_at", models.DateTimeField(verbose_name="entries from")),
-                ("window_ends_at", models.DateTimeField(verbose_name="entries until")),
-                (
-                    "cutoff_at",
-                    models.DateTimeField(
-                        help_text="The ticket list is frozen at this time (at or after the window).",
-                        verbose_name="cut-off",
-                    ),
-                ),
-                (
-                    "per_holder_limit",
-                    models.PositiveSmallIntegerField(
-                        default=1,
-                        validators=[django.core.validators.MinValueValidator(1)],
-                        verbose_name="prizes per person",
-                    ),
-                ),
-                (
-                    "notice_days",
-                    models.PositiveSmallIntegerField(
-                        default=7,
-                        validators=[django.core.validators.MaxValueValidator(90)],
-                        verbose_name="public notice days",
-                    ),
-                ),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("scheduled", "Scheduled"),
-                            ("committed", "Committed"),
-                            ("frozen", "Ticket list frozen"),
-                            ("randomness_recorded", "Public randomness recorded"),
-                            ("drawn", "Drawn"),
-                            ("published", "Published (public notice)"),
-                            ("finalised", "Finalised"),
-                            ("cancelled", "Cancelled"),
-                        ],
-                        db_index=True,
-                        default="scheduled",
-                        max_length=24,
-                        verbose_name="status",
-                    ),
-                ),
-                (
-                    "server_seed",
-                    apps.common.fields.EncryptedTextField(
-                        blank=True,
-                        default="",
-                        editable=False,
-                        row_key_field="uid",
-                        verbose_name="server seed",
-                    ),
-                ),
-                (
-                    "seed_commitment",
-                    models.CharField(
-                        blank=True,
-                        default="",
-                        editable=False,
-                        max_length=64,
-                        verbose_name="seed commitment",
-                    ),
-                ),
-                (
-                    "randomness_source",
-                    models.TextField(
-                        blank=True,
-                        default="",
-                        help_text="A public value that will only exist after the cut-off, e.g. the official lottery numbers of a named future date. Announced at commitment; cannot change afterwards.",
-                        verbose_name="public randomness source",
-                    ),
-                ),
-                (
-                    "public_randomness",
-                    models.TextField(
-                        blank=True, default="", editable=False, verbose_name="public randomness"
-                    ),
-                ),
-                (
-                    "revealed_seed",
-                    models.CharField(
-                        blank=True,
-                        default="",
-                        editable=False,
-                        max_length=64,
-                        verbose_name="server seed (published)",
-                    ),
-                ),
-                (
-                    "ticket_count",
-                    models.PositiveBigIntegerField(
-                        blank=True, editable=False, null=True, verbose_name="ticket count"
-                    ),
-                ),
-                (
-                    "tickets_digest",
-                    models.CharField(
-                        blank=True,
-                        default="",
-                        editable=False,
-                        max_length=64,
-                        verbose_name="tickets digest",
-                    ),
-                ),
-                (
-                    "next_counter",
-                    models.PositiveBigIntegerField(
-                        default=0, editable=False, verbose_name="next counter"
-                    ),
-                ),
-                (
-                    "committed_at",
-                    models.DateTimeField(
-                        blank=True, editable=False, null=True, verbose_name="committed at"
-                    ),
-                ),
-                (
-                    "frozen_at",
-                    models.DateTimeField(
-                        blank=True, editable=False, null=True, verbose_name="frozen at"
-                    ),
-                ),
-                (
-                    "randomness_recorded_at",
-                    models.DateTimeField(
-                        blank=True, editable=False, null=True, verbose_name="randomness recorded at"
-                    ),
-                ),
-                (
-                    "started_at",
-                    models.DateTimeField(
-                        blank=True, editable=False, null=True, verbose_name="started at"
-                    ),
-                ),
-                (
-                    "drawn_at",
-                    models.DateTimeField(
-                        blank=True, editable=False, null=True, verbose_name="drawn at"
-                    ),
-                ),
-                (
-                    "published_at",
-                    models.DateTimeField(
-                        blank=True, editable=False, null=True, verbose_name="published at"
-                    ),
-                ),
-                (
-                    "notice_ends_at",
-                    models.DateTimeField(
-                        blank=True, editable=False, null=True, verbose_name="public notice ends at"
-                    ),
-                ),
-                (
-                    "finalised_at",
-                    models.DateTimeField(
-                        blank=True, editable=False, null=True, verbose_name="finalised at"
-                    ),
-                ),
-                (
-                    "cancelled_at",
-                    models.DateTimeField(
-                        blank=True, editable=False, null=True, verbose_name="cancelled at"
-                    ),
-                ),
-                (
-                    "cancel_reason",
-                    models.CharField(
-                        blank=True,
-                        default="",
-                        editable=False,
-                        max_length=300,
-                        verbose_name="reason for cancelling",
-                    ),
-                ),
-                (
-                    "campaign",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="periodic_draws",
-                        to="invoices.campaign",
-                        verbose_name="campaign",
-                    ),
-                ),
-                (
-                    "confirmed_by",
-                    models.ForeignKey(
-                        blank=True,
-                        editable=False,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="confirmed and executed by",
-                    ),
-                ),
-                (
-                    "created_by",
-                    models.ForeignKey(
-                        blank=True,
-                        editable=False,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="created by",
-                    ),
-                ),
-                (
-                    "started_by",
-                    models.ForeignKey(
-                        blank=True,
-                        editable=False,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="started by",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
+                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ('uid', models.UUIDField(default=uuid.uuid4, editable=False, unique=True, verbose_name='UID')),
+                ('code', models.CharField(max_length=40, unique=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$', 'A draw code is 1 to 40 letters, digits, dots, underscores or hyphens, e.g. ZZ-2026-03-B.', 'draw_code.invalid')], verbose_name='draw code')),
+                ('name', models.CharField(max_length=200, verbose_name='name')),
+                ('window_starts_at', models.DateTimeField(verbose_name='entries from')),
+                ('window_ends_at', models.DateTimeField(verbose_name='entries until')),
+                ('cutoff_at', models.DateTimeField(help_text='The ticket list is frozen at this time (at or after the window).', verbose_name='cut-off')),
+                ('per_holder_limit', models.PositiveSmallIntegerField(default=1, validators=[django.core.validators.MinValueValidator(1)], verbose_name='prizes per person')),
+                ('notice_days', models.PositiveSmallIntegerField(default=7, validators=[django.core.validators.MaxValueValidator(90)], verbose_name='public notice days')),
+                ('status', models.CharField(choices=[('scheduled', 'Scheduled'), ('committed', 'Committed'), ('frozen', 'Ticket list frozen'), ('randomness_recorded', 'Public randomness recorded'), ('drawn', 'Drawn'), ('published', 'Published (public notice)'), ('finalised', 'Finalised'), ('cancelled', 'Cancelled')], db_index=True, default='scheduled', max_length=24, verbose_name='status')),
+                ('server_seed', apps.common.fields.EncryptedTextField(blank=True, default='', editable=False, row_key_field='uid', verbose_name='server seed')),
+                ('seed_commitment', models.CharField(blank=True, default='', editable=False, max_length=64, verbose_name='seed commitment')),
+                ('randomness_source', models.TextField(blank=True, default='', help_text='A public value that will only exist after the cut-off, e.g. the official lottery numbers of a named future date. Announced at commitment; cannot change afterwards.', verbose_name='public randomness source')),
+                ('public_randomness', models.TextField(blank=True, default='', editable=False, verbose_name='public randomness')),
+                ('revealed_seed', models.CharField(blank=True, default='', editable=False, max_length=64, verbose_name='server seed (published)')),
+                ('ticket_count', models.PositiveBigIntegerField(blank=True, editable=False, null=True, verbose_name='ticket count')),
+                ('tickets_digest', models.CharField(blank=True, default='', editable=False, max_length=64, verbose_name='tickets digest')),
+                ('next_counter', models.PositiveBigIntegerField(default=0, editable=False, verbose_name='next counter')),
+                ('committed_at', models.DateTimeField(blank=True, editable=False, null=True, verbose_name='committed at')),
+                ('frozen_at', models.DateTimeField(blank=True, editable=False, null=True, verbose_name='frozen at')),
+                ('randomness_recorded_at', models.DateTimeField(blank=True, editable=False, null=True, verbose_name='randomness recorded at')),
+                ('started_at', models.DateTimeField(blank=True, editable=False, null=True, verbose_name='started at')),
+                ('drawn_at', models.DateTimeField(blank=True, editable=False, null=True, verbose_name='drawn at')),
+                ('published_at', models.DateTimeField(blank=True, editable=False, null=True, verbose_name='published at')),
+                ('notice_ends_at', models.DateTimeField(blank=True, editable=False, null=True, verbose_name='public notice ends at')),
+                ('finalised_at', models.DateTimeField(blank=True, editable=False, null=True, verbose_name='finalised at')),
+                ('cancelled_at', models.DateTimeField(blank=True, editable=False, null=True, verbose_name='cancelled at')),
+                ('cancel_reason', models.CharField(blank=True, default='', editable=False, max_length=300, verbose_name='reason for cancelling')),
+                ('campaign', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='periodic_draws', to='invoices.campaign', verbose_name='campaign')),
+                ('confirmed_by', models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='confirmed and executed by')),
+                ('created_by', models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='created by')),
+                ('started_by', models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='started by')),
             ],
             options={
-                "verbose_name": "periodic draw",
-                "verbose_name_plural": "periodic draws",
-                "ordering": ["-cutoff_at", "-id"],
-                "permissions": [
-                    (
-                        "manage_draw",
-                        "Can create, commit, freeze, record randomness for, publish, finalise and cancel periodic draws",
-                    ),
-                    ("execute_draw", "Can start or confirm (execute) a periodic draw"),
-                    ("disqualify_winner", "Can disqualify periodic-draw winners"),
-                ],
+                'verbose_name': 'periodic draw',
+                'verbose_name_plural': 'periodic draws',
+                'ordering': ['-cutoff_at', '-id'],
+                'permissions': [('manage_draw', 'Can create, commit, freeze, record randomness for, publish, finalise and cancel periodic draws'), ('execute_draw', 'Can start or confirm (execute) a periodic draw'), ('disqualify_winner', 'Can disqualify periodic-draw winners')],
             },
         ),
         migrations.CreateModel(
-            name="DrawWinner",
+            name='DrawWinner',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("rank", models.PositiveSmallIntegerField(verbose_name="rank")),
-                ("slot", models.PositiveIntegerField(verbose_name="slot")),
-                ("ticket_no", models.PositiveIntegerField(verbose_name="ticket number")),
-                ("counter", models.PositiveBigIntegerField(verbose_name="stream counter")),
-                (
-                    "substitute_for",
-                    models.PositiveIntegerField(
-                        blank=True, null=True, verbose_name="substitute for ticket"
-                    ),
-                ),
-                ("disqualified", models.BooleanField(default=False, verbose_name="disqualified")),
-                (
-                    "disqualification_reason",
-                    models.CharField(
-                        blank=True,
-                        choices=[
-                            ("red_flushed", "Invoice red-flushed (reversed)"),
-                            ("reverification_failed", "Re-verification failed"),
-                            ("ineligible", "Entry found ineligible"),
-                            ("fraud", "Fraud confirmed"),
-                            ("other", "Other"),
-                        ],
-                        default="",
-                        max_length=32,
-                        verbose_name="disqualification reason",
-                    ),
-                ),
-                (
-                    "disqualification_note",
-                    models.CharField(
-                        blank=True, default="", max_length=300, verbose_name="disqualification note"
-                    ),
-                ),
-                (
-                    "disqualification_seq",
-                    models.PositiveIntegerField(
-                        blank=True, null=True, verbose_name="disqualification order"
-                    ),
-                ),
-                (
-                    "disqualified_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="disqualified at"),
-                ),
-                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
-                (
-                    "disqualified_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="disqualified by",
-                    ),
-                ),
-                (
-                    "ticket",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to="draws.drawticket",
-                        verbose_name="ticket",
-                    ),
-                ),
-                (
-                    "tier",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="winners",
-                        to="draws.drawtier",
-                        verbose_name="prize tier",
-                    ),
-                ),
-                (
-                    "draw",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="winners",
-                        to="draws.periodicdraw",
-                        verbose_name="draw",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('rank', models.PositiveSmallIntegerField(verbose_name='rank')),
+                ('slot', models.PositiveIntegerField(verbose_name='slot')),
+                ('ticket_no', models.PositiveIntegerField(verbose_name='ticket number')),
+                ('counter', models.PositiveBigIntegerField(verbose_name='stream counter')),
+                ('substitute_for', models.PositiveIntegerField(blank=True, null=True, verbose_name='substitute for ticket')),
+                ('disqualified', models.BooleanField(default=False, verbose_name='disqualified')),
+                ('disqualification_reason', models.CharField(blank=True, choices=[('red_flushed', 'Invoice red-flushed (reversed)'), ('reverification_failed', 'Re-verification failed'), ('ineligible', 'Entry found ineligible'), ('fraud', 'Fraud confirmed'), ('other', 'Other')], default='', max_length=32, verbose_name='disqualification reason')),
+                ('disqualification_note', models.CharField(blank=True, default='', max_length=300, verbose_name='disqualification note')),
+                ('disqualification_seq', models.PositiveIntegerField(blank=True, null=True, verbose_name='disqualification order')),
+                ('disqualified_at', models.DateTimeField(blank=True, null=True, verbose_name='disqualified at')),
+                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
+                ('disqualified_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='disqualified by')),
+                ('ticket', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='draws.drawticket', verbose_name='ticket')),
+                ('tier', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='winners', to='draws.drawtier', verbose_name='prize tier')),
+                ('draw', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='winners', to='draws.periodicdraw', verbose_name='draw')),
             ],
             options={
-                "verbose_name": "draw winner",
-                "verbose_name_plural": "draw winners",
-                "ordering": ["draw", "counter"],
+                'verbose_name': 'draw winner',
+                'verbose_name_plural': 'draw winners',
+                'ordering': ['draw', 'counter'],
             },
         ),
         migrations.AddField(
-            model_name="drawtier",
-            name="draw",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="tiers",
-                to="draws.periodicdraw",
-                verbose_name="draw",
-            ),
+            model_name='drawtier',
+            name='draw',
+            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tiers', to='draws.periodicdraw', verbose_name='draw'),
         ),
         migrations.AddField(
-            model_name="drawticket",
-            name="draw",
-            field=models.ForeignKey(
-                db_constraint=False,
-                db_index=False,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="tickets",
-                to="draws.periodicdraw",
-                verbose_name="draw",
-            ),
+            model_name='drawticket',
+            name='draw',
+            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='tickets', to='draws.periodicdraw', verbose_name='draw'),
         ),
         migrations.CreateModel(
-            name="DrawStatusChange",
+            name='DrawStatusChange',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "from_status",
-                    models.CharField(blank=True, default="", max_length=24, verbose_name="from"),
-                ),
-                ("to_status", models.CharField(max_length=24, verbose_name="to")),
-                ("action", models.CharField(max_length=40, verbose_name="action")),
-                (
-                    "note",
-                    models.CharField(blank=True, default="", max_length=500, verbose_name="note"),
-                ),
-                ("at", models.DateTimeField(db_index=True, verbose_name="at")),
-                (
-                    "actor",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="actor",
-                    ),
-                ),
-                (
-                    "draw",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="history",
-                        to="draws.periodicdraw",
-                        verbose_name="draw",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('from_status', models.CharField(blank=True, default='', max_length=24, verbose_name='from')),
+                ('to_status', models.CharField(max_length=24, verbose_name='to')),
+                ('action', models.CharField(max_length=40, verbose_name='action')),
+                ('note', models.CharField(blank=True, default='', max_length=500, verbose_name='note')),
+                ('at', models.DateTimeField(db_index=True, verbose_name='at')),
+                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='actor')),
+                ('draw', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='history', to='draws.periodicdraw', verbose_name='draw')),
             ],
             options={
-                "verbose_name": "draw status change",
-                "verbose_name_plural": "draw status changes",
-                "ordering": ["at", "id"],
+                'verbose_name': 'draw status change',
+                'verbose_name_plural': 'draw status changes',
+                'ordering': ['at', 'id'],
             },
         ),
         migrations.AddIndex(
-            model_name="instantpool",
-            index=models.Index(
-                fields=["campaign", "active_from", "active_until"], name="instantpool_active"
-            ),
+            model_name='instantpool',
+            index=models.Index(fields=['campaign', 'active_from', 'active_until'], name='instantpool_active'),
         ),
         migrations.AddConstraint(
-            model_name="instantpool",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("active_until__gt", models.F("active_from"))),
-                name="instantpool_window",
-            ),
+            model_name='instantpool',
+            constraint=models.CheckConstraint(condition=models.Q(('active_until__gt', models.F('active_from'))), name='instantpool_window'),
         ),
         migrations.AddConstraint(
-            model_name="instantpool",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("odds_mode__in", ["fixed", "dynamic"])),
-                name="instantpool_odds_mode_valid",
-            ),
+            model_name='instantpool',
+            constraint=models.CheckConstraint(condition=models.Q(('odds_mode__in', ['fixed', 'dynamic'])), name='instantpool_odds_mode_valid'),
         ),
         migrations.AddConstraint(
-            model_name="instantpool",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("delay_cash_above__gte", 0)),
-                name="instantpool_delay_threshold_gte_0",
-            ),
+            model_name='instantpool',
+            constraint=models.CheckConstraint(condition=models.Q(('delay_cash_above__gte', 0)), name='instantpool_delay_threshold_gte_0'),
         ),
         migrations.AddConstraint(
-            model_name="instantpool",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("expected_daily_entries__gte", 1)),
-                name="instantpool_expected_gte_1",
-            ),
+            model_name='instantpool',
+            constraint=models.CheckConstraint(condition=models.Q(('expected_daily_entries__gte', 1)), name='instantpool_expected_gte_1'),
         ),
         migrations.AddConstraint(
-            model_name="instanttier",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("remaining__gte", 0)), name="instanttier_remaining_gte_0"
-            ),
+            model_name='instanttier',
+            constraint=models.CheckConstraint(condition=models.Q(('remaining__gte', 0)), name='instanttier_remaining_gte_0'),
         ),
         migrations.AddConstraint(
-            model_name="instanttier",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("remaining__lte", models.F("total_quantity"))),
-                name="instanttier_remaining_lte_total",
-            ),
+            model_name='instanttier',
+            constraint=models.CheckConstraint(condition=models.Q(('remaining__lte', models.F('total_quantity'))), name='instanttier_remaining_lte_total'),
         ),
         migrations.AddConstraint(
-            model_name="instanttier",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("face_value__gt", 0)), name="instanttier_face_value_positive"
-            ),
+            model_name='instanttier',
+            constraint=models.CheckConstraint(condition=models.Q(('face_value__gt', 0)), name='instanttier_face_value_positive'),
         ),
         migrations.AddConstraint(
-            model_name="instanttier",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("probability__gte", 0), ("probability__lte", 1)),
-                name="instanttier_probability_range",
-            ),
+            model_name='instanttier',
+            constraint=models.CheckConstraint(condition=models.Q(('probability__gte', 0), ('probability__lte', 1)), name='instanttier_probability_range'),
         ),
         migrations.AddConstraint(
-            model_name="instanttier",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("kind__in", ["coupon", "voucher", "cash"])),
-                name="instanttier_kind_valid",
-            ),
+            model_name='instanttier',
+            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['coupon', 'voucher', 'cash'])), name='instanttier_kind_valid'),
         ),
         migrations.AddConstraint(
-            model_name="instantdailyquota",
-            constraint=models.UniqueConstraint(
-                fields=("tier", "day"), name="instantquota_tier_day_unique"
-            ),
+            model_name='instantdailyquota',
+            constraint=models.UniqueConstraint(fields=('tier', 'day'), name='instantquota_tier_day_unique'),
         ),
         migrations.AddConstraint(
-            model_name="instantdailyquota",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("awarded__gte", 0)), name="instantquota_awarded_gte_0"
-            ),
+            model_name='instantdailyquota',
+            constraint=models.CheckConstraint(condition=models.Q(('awarded__gte', 0)), name='instantquota_awarded_gte_0'),
         ),
         migrations.AddConstraint(
-            model_name="instantdailyquota",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("awarded__lte", models.F("quota"))),
-                name="instantquota_awarded_lte_quota",
-            ),
+            model_name='instantdailyquota',
+            constraint=models.CheckConstraint(condition=models.Q(('awarded__lte', models.F('quota'))), name='instantquota_awarded_lte_quota'),
         ),
         migrations.AddIndex(
-            model_name="instantaward",
-            index=models.Index(fields=["consumer", "pool"], name="instantaward_consumer_pool"),
+            model_name='instantaward',
+            index=models.Index(fields=['consumer', 'pool'], name='instantaward_consumer_pool'),
         ),
         migrations.AddConstraint(
-            model_name="instantaward",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("amount__gt", 0)), name="instantaward_amount_positive"
-            ),
+            model_name='instantaward',
+            constraint=models.CheckConstraint(condition=models.Q(('amount__gt', 0)), name='instantaward_amount_positive'),
         ),
         migrations.AddConstraint(
-            model_name="periodicdraw",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    (
-                        "status__in",
-                        [
-                            "scheduled",
-                            "committed",
-                            "frozen",
-                            "randomness_recorded",
-                            "drawn",
-                            "published",
-                            "finalised",
-                            "cancelled",
-                        ],
-                    )
-                ),
-                name="draw_status_valid",
-            ),
+            model_name='periodicdraw',
+            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['scheduled', 'committed', 'frozen', 'randomness_recorded', 'drawn', 'published', 'finalised', 'cancelled'])), name='draw_status_valid'),
         ),
         migrations.AddConstraint(
-            model_name="periodicdraw",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("window_ends_at__gt", models.F("window_starts_at"))),
-                name="draw_window",
-            ),
+            model_name='periodicdraw',
+            constraint=models.CheckConstraint(condition=models.Q(('window_ends_at__gt', models.F('window_starts_at'))), name='draw_window'),
         ),
         migrations.AddConstraint(
-            model_name="periodicdraw",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("cutoff_at__gte", models.F("window_ends_at"))),
-                name="draw_cutoff_after_window",
-            ),
+            model_name='periodicdraw',
+            constraint=models.CheckConstraint(condition=models.Q(('cutoff_at__gte', models.F('window_ends_at'))), name='draw_cutoff_after_window'),
         ),
         migrations.AddConstraint(
-            model_name="periodicdraw",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("per_holder_limit__gte", 1)), name="draw_per_holder_limit_gte_1"
-            ),
+            model_name='periodicdraw',
+            constraint=models.CheckConstraint(condition=models.Q(('per_holder_limit__gte', 1)), name='draw_per_holder_limit_gte_1'),
         ),
         migrations.AddConstraint(
-            model_name="periodicdraw",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(
-                        (
-                            "status__in",
-                            (
-                                "committed",
-                                "frozen",
-                                "randomness_recorded",
-                                "drawn",
-                                "published",
-                                "finalised",
-                            ),
-                        ),
-                        _negated=True,
-                    ),
-                    models.Q(
-                        models.Q(("seed_commitment", ""), _negated=True),
-                        models.Q(("randomness_source", ""), _negated=True),
-                    ),
-                    _connector="OR",
-                ),
-                name="draw_committed_has_commitment",
-            ),
+            model_name='periodicdraw',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status__in', ('committed', 'frozen', 'randomness_recorded', 'drawn', 'published', 'finalised')), _negated=True), models.Q(models.Q(('seed_commitment', ''), _negated=True), models.Q(('randomness_source', ''), _negated=True)), _connector='OR'), name='draw_committed_has_commitment'),
         ),
         migrations.AddConstraint(
-            model_name="periodicdraw",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(
-                        (
-                            "status__in",
-                            ("frozen", "randomness_recorded", "drawn", "published", "finalised"),
-                        ),
-                        _negated=True,
-                    ),
-                    models.Q(
-                        ("ticket_count__isnull", False),
-                        models.Q(("tickets_digest", ""), _negated=True),
-                    ),
-                    _connector="OR",
-                ),
-                name="draw_frozen_has_tickets",
-            ),
+            model_name='periodicdraw',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status__in', ('frozen', 'randomness_recorded', 'drawn', 'published', 'finalised')), _negated=True), models.Q(('ticket_count__isnull', False), models.Q(('tickets_digest', ''), _negated=True)), _connector='OR'), name='draw_frozen_has_tickets'),
         ),
         migrations.AddConstraint(
-            model_name="periodicdraw",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(("status__in", ["drawn", "published", "finalised"]), _negated=True),
-                    models.Q(
-                        ("confirmed_by__isnull", False),
-                        models.Q(("public_randomness", ""), _negated=True),
-                    ),
-                    _connector="OR",
-                ),
-                name="draw_drawn_is_confirmed",
-            ),
+            model_name='periodicdraw',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status__in', ['drawn', 'published', 'finalised']), _negated=True), models.Q(('confirmed_by__isnull', False), models.Q(('public_randomness', ''), _negated=True)), _connector='OR'), name='draw_drawn_is_confirmed'),
         ),
         migrations.AddConstraint(
-            model_name="periodicdraw",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("confirmed_by__isnull", True),
-                    models.Q(("confirmed_by", models.F("started_by")), _negated=True),
-                    _connector="OR",
-                ),
-                name="draw_two_person_rule",
-            ),
+            model_name='periodicdraw',
+            constraint=models.CheckConstraint(condition=models.Q(('confirmed_by__isnull', True), models.Q(('confirmed_by', models.F('started_by')), _negated=True), _connector='OR'), name='draw_two_person_rule'),
         ),
         migrations.AddConstraint(
-            model_name="periodicdraw",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("revealed_seed", ""),
-                    ("status__in", ("published", "finalised")),
-                    _connector="OR",
-                ),
-                name="draw_seed_revealed_only_when_published",
-            ),
+            model_name='periodicdraw',
+            constraint=models.CheckConstraint(condition=models.Q(('revealed_seed', ''), ('status__in', ('published', 'finalised')), _connector='OR'), name='draw_seed_revealed_only_when_published'),
         ),
         migrations.AddConstraint(
-            model_name="periodicdraw",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("status", "cancelled"), _negated=True),
-                fields=("campaign", "window_starts_at", "window_ends_at"),
-                name="draw_one_live_draw_per_window",
-            ),
+            model_name='periodicdraw',
+            constraint=models.UniqueConstraint(condition=models.Q(('status', 'cancelled'), _negated=True), fields=('campaign', 'window_starts_at', 'window_ends_at'), name='draw_one_live_draw_per_window'),
         ),
         migrations.AddConstraint(
-            model_name="drawwinner",
-            constraint=models.UniqueConstraint(
-                fields=("draw", "ticket_no"), name="drawwinner_ticket_once"
-            ),
+            model_name='drawwinner',
+            constraint=models.UniqueConstraint(fields=('draw', 'ticket_no'), name='drawwinner_ticket_once'),
         ),
         migrations.AddConstraint(
-            model_name="drawwinner",
-            constraint=models.UniqueConstraint(
-                fields=("draw", "counter"), name="drawwinner_counter_once"
-            ),
+            model_name='drawwinner',
+            constraint=models.UniqueConstraint(fields=('draw', 'counter'), name='drawwinner_counter_once'),
         ),
         migrations.AddConstraint(
-            model_name="drawwinner",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("substitute_for__isnull", True)),
-                fields=("draw", "rank", "slot"),
-                name="drawwinner_one_original_per_slot",
-            ),
+            model_name='drawwinner',
+            constraint=models.UniqueConstraint(condition=models.Q(('substitute_for__isnull', True)), fields=('draw', 'rank', 'slot'), name='drawwinner_one_original_per_slot'),
         ),
         migrations.AddConstraint(
-            model_name="drawwinner",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("disqualified", False)),
-                fields=("draw", "rank", "slot"),
-                name="drawwinner_one_holder_per_slot",
-            ),
+            model_name='drawwinner',
+            constraint=models.UniqueConstraint(condition=models.Q(('disqualified', False)), fields=('draw', 'rank', 'slot'), name='drawwinner_one_holder_per_slot'),
         ),
         migrations.AddConstraint(
-            model_name="drawwinner",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("disqualification_seq__isnull", False)),
-                fields=("draw", "disqualification_seq"),
-                name="drawwinner_disqualification_seq_unique",
-            ),
+            model_name='drawwinner',
+            constraint=models.UniqueConstraint(condition=models.Q(('disqualification_seq__isnull', False)), fields=('draw', 'disqualification_seq'), name='drawwinner_disqualification_seq_unique'),
         ),
         migrations.AddConstraint(
-            model_name="drawwinner",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(
-                        ("disqualified", False),
-                        ("disqualification_seq__isnull", True),
-                        ("disqualification_reason", ""),
-                    ),
-                    models.Q(
-                        ("disqualified", True),
-                        ("disqualification_seq__isnull", False),
-                        models.Q(("disqualification_reason", ""), _negated=True),
-                    ),
-                    _connector="OR",
-                ),
-                name="drawwinner_disqualification_complete",
-            ),
+            model_name='drawwinner',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('disqualified', False), ('disqualification_seq__isnull', True), ('disqualification_reason', '')), models.Q(('disqualified', True), ('disqualification_seq__isnull', False), models.Q(('disqualification_reason', ''), _negated=True)), _connector='OR'), name='drawwinner_disqualification_complete'),
         ),
         migrations.AddConstraint(
-            model_name="drawwinner",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("rank__gte", 1), ("slot__gte", 1)), name="drawwinner_slot_valid"
-            ),
+            model_name='drawwinner',
+            constraint=models.CheckConstraint(condition=models.Q(('rank__gte', 1), ('slot__gte', 1)), name='drawwinner_slot_valid'),
         ),
         migrations.AddConstraint(
-            model_name="drawtier",
-            constraint=models.UniqueConstraint(
-                fields=("draw", "rank"), name="drawtier_rank_unique"
-            ),
+            model_name='drawtier',
+            constraint=models.UniqueConstraint(fields=('draw', 'rank'), name='drawtier_rank_unique'),
         ),
         migrations.AddConstraint(
-            model_name="drawtier",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("rank__gte", 1)), name="drawtier_rank_gte_1"
-            ),
+            model_name='drawtier',
+            constraint=models.CheckConstraint(condition=models.Q(('rank__gte', 1)), name='drawtier_rank_gte_1'),
         ),
         migrations.AddConstraint(
-            model_name="drawtier",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("amount__gt", 0)), name="drawtier_amount_positive"
-            ),
+            model_name='drawtier',
+            constraint=models.CheckConstraint(condition=models.Q(('amount__gt', 0)), name='drawtier_amount_positive'),
         ),
         migrations.AddConstraint(
-            model_name="drawtier",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("count__gte", 0)), name="drawtier_count_gte_0"
-            ),
+            model_name='drawtier',
+            constraint=models.CheckConstraint(condition=models.Q(('count__gte', 0)), name='drawtier_count_gte_0'),
         ),
         migrations.AddConstraint(
-            model_name="drawticket",
-            constraint=models.UniqueConstraint(
-                fields=("draw", "ticket_no"), name="drawticket_number_unique"
-            ),
+            model_name='drawticket',
+            constraint=models.UniqueConstraint(fields=('draw', 'ticket_no'), name='drawticket_number_unique'),
         ),
         migrations.AddConstraint(
-            model_name="drawticket",
-            constraint=models.UniqueConstraint(
-                fields=("invoice", "draw"), name="drawticket_invoice_unique"
-            ),
+            model_name='drawticket',
+            constraint=models.UniqueConstraint(fields=('invoice', 'draw'), name='drawticket_invoice_unique'),
         ),
         migrations.AddConstraint(
-            model_name="drawticket",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("ticket_no__gte", 1)), name="drawticket_number_gte_1"
-            ),
+            model_name='drawticket',
+            constraint=models.CheckConstraint(condition=models.Q(('ticket_no__gte', 1)), name='drawticket_number_gte_1'),
         ),
     ]

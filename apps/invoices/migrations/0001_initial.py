@@ -14,722 +14,198 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("accounts", "0002_usersession_passwordhistory"),
-        ("merchants", "0001_initial"),
+        ('accounts', '0002_usersession_passwordhistory'),
+        ('merchants', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="Campaign",
+            name='Campaign',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        auto_now_add=True, db_index=True, verbose_name="created at"
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
-                ("code", models.SlugField(max_length=40, unique=True, verbose_name="code")),
-                ("name", models.CharField(max_length=200, verbose_name="name")),
-                (
-                    "city_name",
-                    models.CharField(default="郑州市", max_length=50, verbose_name="city"),
-                ),
-                ("starts_at", models.DateTimeField(verbose_name="window starts at")),
-                ("ends_at", models.DateTimeField(verbose_name="window ends at")),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("draft", "Draft"),
-                            ("active", "Active"),
-                            ("paused", "Paused"),
-                            ("ended", "Ended"),
-                        ],
-                        db_index=True,
-                        default="draft",
-                        max_length=16,
-                        verbose_name="status",
-                    ),
-                ),
-                (
-                    "min_total",
-                    apps.common.models.MoneyField(
-                        default=Decimal("100.00"),
-                        validators=[django.core.validators.MinValueValidator(Decimal("0.00"))],
-                        verbose_name="minimum total with tax",
-                    ),
-                ),
-                (
-                    "max_prize_per_invoice",
-                    apps.common.models.MoneyField(
-                        default=Decimal("800.00"),
-                        validators=[django.core.validators.MinValueValidator(Decimal("0.00"))],
-                        verbose_name="maximum prize per invoice",
-                    ),
-                ),
-                (
-                    "allowed_invoice_types",
-                    models.JSONField(
-                        default=apps.invoices.models.default_invoice_types,
-                        verbose_name="allowed invoice types",
-                    ),
-                ),
-                (
-                    "cap_per_day",
-                    models.PositiveIntegerField(
-                        default=3, null=True, verbose_name="cap per consumer per day"
-                    ),
-                ),
-                (
-                    "cap_per_week",
-                    models.PositiveIntegerField(
-                        blank=True,
-                        default=None,
-                        null=True,
-                        verbose_name="cap per consumer per week",
-                    ),
-                ),
-                (
-                    "cap_per_month",
-                    models.PositiveIntegerField(
-                        blank=True, default=20, null=True, verbose_name="cap per consumer per month"
-                    ),
-                ),
-                (
-                    "cap_per_campaign",
-                    models.PositiveIntegerField(
-                        blank=True,
-                        default=100,
-                        null=True,
-                        verbose_name="cap per consumer per campaign",
-                    ),
-                ),
-                (
-                    "exclude_enterprise_buyers",
-                    models.BooleanField(default=True, verbose_name="exclude enterprise buyers"),
-                ),
-                (
-                    "exclude_agent_issued",
-                    models.BooleanField(
-                        default=True,
-                        verbose_name="exclude invoices issued by the tax office on the seller's behalf",
-                    ),
-                ),
-                (
-                    "instant_winner_enters_periodic",
-                    models.BooleanField(
-                        default=True, verbose_name="instant winners still enter periodic draws"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
+                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ('code', models.SlugField(max_length=40, unique=True, verbose_name='code')),
+                ('name', models.CharField(max_length=200, verbose_name='name')),
+                ('city_name', models.CharField(default='郑州市', max_length=50, verbose_name='city')),
+                ('starts_at', models.DateTimeField(verbose_name='window starts at')),
+                ('ends_at', models.DateTimeField(verbose_name='window ends at')),
+                ('status', models.CharField(choices=[('draft', 'Draft'), ('active', 'Active'), ('paused', 'Paused'), ('ended', 'Ended')], db_index=True, default='draft', max_length=16, verbose_name='status')),
+                ('min_total', apps.common.models.MoneyField(default=Decimal('100.00'), validators=[django.core.validators.MinValueValidator(Decimal('0.00'))], verbose_name='minimum total with tax')),
+                ('max_prize_per_invoice', apps.common.models.MoneyField(default=Decimal('800.00'), validators=[django.core.validators.MinValueValidator(Decimal('0.00'))], verbose_name='maximum prize per invoice')),
+                ('allowed_invoice_types', models.JSONField(default=apps.invoices.models.default_invoice_types, verbose_name='allowed invoice types')),
+                ('cap_per_day', models.PositiveIntegerField(default=3, null=True, verbose_name='cap per consumer per day')),
+                ('cap_per_week', models.PositiveIntegerField(blank=True, default=None, null=True, verbose_name='cap per consumer per week')),
+                ('cap_per_month', models.PositiveIntegerField(blank=True, default=20, null=True, verbose_name='cap per consumer per month')),
+                ('cap_per_campaign', models.PositiveIntegerField(blank=True, default=100, null=True, verbose_name='cap per consumer per campaign')),
+                ('exclude_enterprise_buyers', models.BooleanField(default=True, verbose_name='exclude enterprise buyers')),
+                ('exclude_agent_issued', models.BooleanField(default=True, verbose_name="exclude invoices issued by the tax office on the seller's behalf")),
+                ('instant_winner_enters_periodic', models.BooleanField(default=True, verbose_name='instant winners still enter periodic draws')),
             ],
             options={
-                "verbose_name": "campaign",
-                "verbose_name_plural": "campaigns",
-                "ordering": ["-starts_at"],
-                "constraints": [
-                    models.CheckConstraint(
-                        condition=models.Q(("ends_at__gt", models.F("starts_at"))),
-                        name="campaign_window",
-                    ),
-                    models.CheckConstraint(
-                        condition=models.Q(("status__in", ["draft", "active", "paused", "ended"])),
-                        name="campaign_status_valid",
-                    ),
-                    models.CheckConstraint(
-                        condition=models.Q(("min_total__gte", 0)), name="campaign_min_total_gte_0"
-                    ),
-                ],
+                'verbose_name': 'campaign',
+                'verbose_name_plural': 'campaigns',
+                'ordering': ['-starts_at'],
+                'constraints': [models.CheckConstraint(condition=models.Q(('ends_at__gt', models.F('starts_at'))), name='campaign_window'), models.CheckConstraint(condition=models.Q(('status__in', ['draft', 'active', 'paused', 'ended'])), name='campaign_status_valid'), models.CheckConstraint(condition=models.Q(('min_total__gte', 0)), name='campaign_min_total_gte_0')],
             },
         ),
         migrations.CreateModel(
-            name="Invoice",
+            name='Invoice',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        auto_now_add=True, db_index=True, verbose_name="created at"
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
-                (
-                    "uid",
-                    models.UUIDField(
-                        default=uuid.uuid4, editable=False, unique=True, verbose_name="UID"
-                    ),
-                ),
-                (
-                    "number",
-                    models.CharField(
-                        max_length=20,
-                        validators=[
-                            django.core.validators.RegexValidator(
-                                "^[0-9]{20}$",
-                                "An invoice number is 20 digits.",
-                                "invoice_number.invalid_length",
-                            )
-                        ],
-                        verbose_name="invoice number",
-                    ),
-                ),
-                (
-                    "invoice_type",
-                    models.CharField(
-                        choices=[
-                            ("32", "Digital ordinary invoice (32)"),
-                            ("31", "Digital special VAT invoice (31)"),
-                            ("00", "Other"),
-                        ],
-                        default="32",
-                        max_length=2,
-                        verbose_name="invoice type",
-                    ),
-                ),
-                ("issue_date", models.DateField(verbose_name="issue date")),
-                (
-                    "issued_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="issued at"),
-                ),
-                (
-                    "seller_uscc",
-                    models.CharField(
-                        blank=True,
-                        db_index=True,
-                        default="",
-                        max_length=18,
-                        verbose_name="seller credit code",
-                    ),
-                ),
-                (
-                    "seller_name",
-                    models.CharField(
-                        blank=True, default="", max_length=200, verbose_name="seller name"
-                    ),
-                ),
-                (
-                    "buyer_name",
-                    apps.common.fields.EncryptedTextField(
-                        blank=True, default="", row_key_field="uid", verbose_name="buyer name"
-                    ),
-                ),
-                (
-                    "buyer_tax_id",
-                    models.CharField(
-                        blank=True, default="", max_length=20, verbose_name="buyer tax ID"
-                    ),
-                ),
-                (
-                    "amount",
-                    apps.common.models.MoneyField(
-                        blank=True, null=True, verbose_name="amount without tax"
-                    ),
-                ),
-                ("tax", apps.common.models.MoneyField(blank=True, null=True, verbose_name="tax")),
-                ("total", apps.common.models.MoneyField(verbose_name="total with tax")),
-                (
-                    "source_channel",
-                    models.CharField(
-                        choices=[
-                            ("app", "Mobile app"),
-                            ("mini_program", "Mini program"),
-                            ("city_app", "City government-services app"),
-                            ("web", "Web"),
-                            ("staff", "Entered by staff"),
-                            ("import", "Bulk import"),
-                        ],
-                        default="app",
-                        max_length=16,
-                        verbose_name="channel",
-                    ),
-                ),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("pending", "Pending verification"),
-                            ("held", "Held for review"),
-                            ("accepted", "Accepted"),
-                            ("rejected", "Rejected"),
-                            ("reversed", "Reversed (red-flushed)"),
-                        ],
-                        default="pending",
-                        max_length=16,
-                        verbose_name="status",
-                    ),
-                ),
-                (
-                    "rejection_code",
-                    models.CharField(
-                        blank=True, default="", max_length=64, verbose_name="rejection code"
-                    ),
-                ),
-                ("submitted_at", models.DateTimeField(db_index=True, verbose_name="submitted at")),
-                (
-                    "decided_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="decided at"),
-                ),
-                (
-                    "entered_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="entered at"),
-                ),
-                (
-                    "next_check_at",
-                    models.DateTimeField(
-                        blank=True, null=True, verbose_name="next verification at"
-                    ),
-                ),
-                (
-                    "verification_attempts",
-                    models.PositiveSmallIntegerField(
-                        default=0, verbose_name="verification attempts"
-                    ),
-                ),
-                (
-                    "campaign",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="invoices",
-                        to="invoices.campaign",
-                        verbose_name="campaign",
-                    ),
-                ),
-                (
-                    "consumer",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="invoices",
-                        to="accounts.consumer",
-                        verbose_name="consumer",
-                    ),
-                ),
-                (
-                    "merchant",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="invoices",
-                        to="merchants.merchant",
-                        verbose_name="merchant",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
+                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ('uid', models.UUIDField(default=uuid.uuid4, editable=False, unique=True, verbose_name='UID')),
+                ('number', models.CharField(max_length=20, validators=[django.core.validators.RegexValidator('^[0-9]{20}$', 'An invoice number is 20 digits.', 'invoice_number.invalid_length')], verbose_name='invoice number')),
+                ('invoice_type', models.CharField(choices=[('32', 'Digital ordinary invoice (32)'), ('31', 'Digital special VAT invoice (31)'), ('00', 'Other')], default='32', max_length=2, verbose_name='invoice type')),
+                ('issue_date', models.DateField(verbose_name='issue date')),
+                ('issued_at', models.DateTimeField(blank=True, null=True, verbose_name='issued at')),
+                ('seller_uscc', models.CharField(blank=True, db_index=True, default='', max_length=18, verbose_name='seller credit code')),
+                ('seller_name', models.CharField(blank=True, default='', max_length=200, verbose_name='seller name')),
+                ('buyer_name', apps.common.fields.EncryptedTextField(blank=True, default='', row_key_field='uid', verbose_name='buyer name')),
+                ('buyer_tax_id', models.CharField(blank=True, default='', max_length=20, verbose_name='buyer tax ID')),
+                ('amount', apps.common.models.MoneyField(blank=True, null=True, verbose_name='amount without tax')),
+                ('tax', apps.common.models.MoneyField(blank=True, null=True, verbose_name='tax')),
+                ('total', apps.common.models.MoneyField(verbose_name='total with tax')),
+                ('source_channel', models.CharField(choices=[('app', 'Mobile app'), ('mini_program', 'Mini program'), ('city_app', 'City government-services app'), ('web', 'Web'), ('staff', 'Entered by staff'), ('import', 'Bulk import')], default='app', max_length=16, verbose_name='channel')),
+                ('status', models.CharField(choices=[('pending', 'Pending verification'), ('held', 'Held for review'), ('accepted', 'Accepted'), ('rejected', 'Rejected'), ('reversed', 'Reversed (red-flushed)')], default='pending', max_length=16, verbose_name='status')),
+                ('rejection_code', models.CharField(blank=True, default='', max_length=64, verbose_name='rejection code')),
+                ('submitted_at', models.DateTimeField(db_index=True, verbose_name='submitted at')),
+                ('decided_at', models.DateTimeField(blank=True, null=True, verbose_name='decided at')),
+                ('entered_at', models.DateTimeField(blank=True, null=True, verbose_name='entered at')),
+                ('next_check_at', models.DateTimeField(blank=True, null=True, verbose_name='next verification at')),
+                ('verification_attempts', models.PositiveSmallIntegerField(default=0, verbose_name='verification attempts')),
+                ('campaign', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='invoices', to='invoices.campaign', verbose_name='campaign')),
+                ('consumer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='invoices', to='accounts.consumer', verbose_name='consumer')),
+                ('merchant', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='invoices', to='merchants.merchant', verbose_name='merchant')),
             ],
             options={
-                "verbose_name": "invoice",
-                "verbose_name_plural": "invoices",
-                "ordering": ["-submitted_at"],
+                'verbose_name': 'invoice',
+                'verbose_name_plural': 'invoices',
+                'ordering': ['-submitted_at'],
             },
         ),
         migrations.CreateModel(
-            name="InvoiceStatusChange",
+            name='InvoiceStatusChange',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "from_status",
-                    models.CharField(blank=True, default="", max_length=16, verbose_name="from"),
-                ),
-                ("to_status", models.CharField(max_length=16, verbose_name="to")),
-                (
-                    "code",
-                    models.CharField(blank=True, default="", max_length=64, verbose_name="code"),
-                ),
-                (
-                    "note",
-                    models.CharField(blank=True, default="", max_length=500, verbose_name="note"),
-                ),
-                ("at", models.DateTimeField(db_index=True, verbose_name="at")),
-                (
-                    "actor",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="actor",
-                    ),
-                ),
-                (
-                    "invoice",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="history",
-                        to="invoices.invoice",
-                        verbose_name="invoice",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('from_status', models.CharField(blank=True, default='', max_length=16, verbose_name='from')),
+                ('to_status', models.CharField(max_length=16, verbose_name='to')),
+                ('code', models.CharField(blank=True, default='', max_length=64, verbose_name='code')),
+                ('note', models.CharField(blank=True, default='', max_length=500, verbose_name='note')),
+                ('at', models.DateTimeField(db_index=True, verbose_name='at')),
+                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='actor')),
+                ('invoice', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='history', to='invoices.invoice', verbose_name='invoice')),
             ],
             options={
-                "verbose_name": "invoice status change",
-                "verbose_name_plural": "invoice status changes",
-                "ordering": ["at", "id"],
+                'verbose_name': 'invoice status change',
+                'verbose_name_plural': 'invoice status changes',
+                'ordering': ['at', 'id'],
             },
         ),
         migrations.CreateModel(
-            name="TaxInvoiceRecord",
+            name='TaxInvoiceRecord',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "number",
-                    models.CharField(
-                        max_length=20,
-                        unique=True,
-                        validators=[
-                            django.core.validators.RegexValidator(
-                                "^[0-9]{20}$",
-                                "An invoice number is 20 digits.",
-                                "invoice_number.invalid_length",
-                            )
-                        ],
-                        verbose_name="invoice number",
-                    ),
-                ),
-                (
-                    "invoice_type",
-                    models.CharField(
-                        choices=[
-                            ("32", "Digital ordinary invoice (32)"),
-                            ("31", "Digital special VAT invoice (31)"),
-                            ("00", "Other"),
-                        ],
-                        default="32",
-                        max_length=2,
-                        verbose_name="invoice type",
-                    ),
-                ),
-                ("issued_at", models.DateTimeField(verbose_name="issued at")),
-                (
-                    "seller_uscc",
-                    models.CharField(
-                        db_index=True, max_length=18, verbose_name="seller credit code"
-                    ),
-                ),
-                ("seller_name", models.CharField(max_length=200, verbose_name="seller name")),
-                (
-                    "buyer_name_index",
-                    models.CharField(
-                        blank=True,
-                        default="",
-                        max_length=64,
-                        verbose_name="buyer name (blind index)",
-                    ),
-                ),
-                (
-                    "buyer_tax_id",
-                    models.CharField(
-                        blank=True, default="", max_length=20, verbose_name="buyer tax ID"
-                    ),
-                ),
-                ("amount", apps.common.models.MoneyField(verbose_name="amount without tax")),
-                ("tax", apps.common.models.MoneyField(verbose_name="tax")),
-                ("total", apps.common.models.MoneyField(verbose_name="total with tax")),
-                (
-                    "issuer_kind",
-                    models.CharField(
-                        choices=[
-                            ("self", "Issued by the seller (自开)"),
-                            ("agent", "Issued by the tax office on the seller's behalf (代开)"),
-                        ],
-                        default="self",
-                        max_length=8,
-                        verbose_name="issuer kind",
-                    ),
-                ),
-                (
-                    "industry_code",
-                    models.CharField(
-                        blank=True, default="", max_length=4, verbose_name="industry code"
-                    ),
-                ),
-                (
-                    "area_code",
-                    models.CharField(
-                        blank=True,
-                        default="",
-                        max_length=6,
-                        validators=[
-                            django.core.validators.RegexValidator(
-                                "^[0-9]{6}$",
-                                "An area code is 6 digits (GB/T 2260).",
-                                "area.invalid",
-                            )
-                        ],
-                        verbose_name="seller area code",
-                    ),
-                ),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("normal", "Normal"),
-                            ("red_flushed", "Red-flushed"),
-                            ("partially_red_flushed", "Partially red-flushed"),
-                        ],
-                        default="normal",
-                        max_length=24,
-                        verbose_name="status",
-                    ),
-                ),
-                ("is_red", models.BooleanField(default=False, verbose_name="red invoice")),
-                (
-                    "reverses_number",
-                    models.CharField(
-                        blank=True,
-                        db_index=True,
-                        default="",
-                        max_length=20,
-                        verbose_name="reverses invoice number",
-                    ),
-                ),
-                (
-                    "red_total",
-                    apps.common.models.MoneyField(
-                        default=Decimal("0.00"), verbose_name="red-flushed total"
-                    ),
-                ),
-                ("last_synced_at", models.DateTimeField(verbose_name="last synced at")),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('number', models.CharField(max_length=20, unique=True, validators=[django.core.validators.RegexValidator('^[0-9]{20}$', 'An invoice number is 20 digits.', 'invoice_number.invalid_length')], verbose_name='invoice number')),
+                ('invoice_type', models.CharField(choices=[('32', 'Digital ordinary invoice (32)'), ('31', 'Digital special VAT invoice (31)'), ('00', 'Other')], default='32', max_length=2, verbose_name='invoice type')),
+                ('issued_at', models.DateTimeField(verbose_name='issued at')),
+                ('seller_uscc', models.CharField(db_index=True, max_length=18, verbose_name='seller credit code')),
+                ('seller_name', models.CharField(max_length=200, verbose_name='seller name')),
+                ('buyer_name_index', models.CharField(blank=True, default='', max_length=64, verbose_name='buyer name (blind index)')),
+                ('buyer_tax_id', models.CharField(blank=True, default='', max_length=20, verbose_name='buyer tax ID')),
+                ('amount', apps.common.models.MoneyField(verbose_name='amount without tax')),
+                ('tax', apps.common.models.MoneyField(verbose_name='tax')),
+                ('total', apps.common.models.MoneyField(verbose_name='total with tax')),
+                ('issuer_kind', models.CharField(choices=[('self', 'Issued by the seller (自开)'), ('agent', "Issued by the tax office on the seller's behalf (代开)")], default='self', max_length=8, verbose_name='issuer kind')),
+                ('industry_code', models.CharField(blank=True, default='', max_length=4, verbose_name='industry code')),
+                ('area_code', models.CharField(blank=True, default='', max_length=6, validators=[django.core.validators.RegexValidator('^[0-9]{6}$', 'An area code is 6 digits (GB/T 2260).', 'area.invalid')], verbose_name='seller area code')),
+                ('status', models.CharField(choices=[('normal', 'Normal'), ('red_flushed', 'Red-flushed'), ('partially_red_flushed', 'Partially red-flushed')], default='normal', max_length=24, verbose_name='status')),
+                ('is_red', models.BooleanField(default=False, verbose_name='red invoice')),
+                ('reverses_number', models.CharField(blank=True, db_index=True, default='', max_length=20, verbose_name='reverses invoice number')),
+                ('red_total', apps.common.models.MoneyField(default=Decimal('0.00'), verbose_name='red-flushed total')),
+                ('last_synced_at', models.DateTimeField(verbose_name='last synced at')),
             ],
             options={
-                "verbose_name": "tax authority invoice record",
-                "verbose_name_plural": "tax authority invoice records",
-                "constraints": [
-                    models.CheckConstraint(
-                        condition=models.Q(
-                            (
-                                "total",
-                                django.db.models.functions.math.Round(
-                                    django.db.models.expressions.CombinedExpression(
-                                        models.F("amount"), "+", models.F("tax")
-                                    ),
-                                    2,
-                                ),
-                            )
-                        ),
-                        name="taxrecord_total_is_amount_plus_tax",
-                    ),
-                    models.CheckConstraint(
-                        condition=models.Q(
-                            ("status__in", ["normal", "red_flushed", "partially_red_flushed"])
-                        ),
-                        name="taxrecord_status_valid",
-                    ),
-                    models.CheckConstraint(
-                        condition=models.Q(("red_total__gte", 0)), name="taxrecord_red_total_gte_0"
-                    ),
-                    models.CheckConstraint(
-                        condition=models.Q(
-                            ("is_red", False),
-                            models.Q(("reverses_number", ""), _negated=True),
-                            _connector="OR",
-                        ),
-                        name="taxrecord_red_names_blue",
-                    ),
-                ],
+                'verbose_name': 'tax authority invoice record',
+                'verbose_name_plural': 'tax authority invoice records',
+                'constraints': [models.CheckConstraint(condition=models.Q(('total', django.db.models.functions.math.Round(django.db.models.expressions.CombinedExpression(models.F('amount'), '+', models.F('tax')), 2))), name='taxrecord_total_is_amount_plus_tax'), models.CheckConstraint(condition=models.Q(('status__in', ['normal', 'red_flushed', 'partially_red_flushed'])), name='taxrecord_status_valid'), models.CheckConstraint(condition=models.Q(('red_total__gte', 0)), name='taxrecord_red_total_gte_0'), models.CheckConstraint(condition=models.Q(('is_red', False), models.Q(('reverses_number', ''), _negated=True), _connector='OR'), name='taxrecord_red_names_blue')],
             },
         ),
         migrations.CreateModel(
-            name="CampaignArea",
+            name='CampaignArea',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "code",
-                    models.CharField(
-                        max_length=6,
-                        validators=[
-                            django.core.validators.RegexValidator(
-                                "^[0-9]{2,6}$",
-                                "An area code prefix is 2 to 6 digits.",
-                                "area.invalid",
-                            )
-                        ],
-                        verbose_name="area code",
-                    ),
-                ),
-                (
-                    "label",
-                    models.CharField(blank=True, default="", max_length=100, verbose_name="label"),
-                ),
-                (
-                    "campaign",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="areas",
-                        to="invoices.campaign",
-                        verbose_name="campaign",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('code', models.CharField(max_length=6, validators=[django.core.validators.RegexValidator('^[0-9]{2,6}$', 'An area code prefix is 2 to 6 digits.', 'area.invalid')], verbose_name='area code')),
+                ('label', models.CharField(blank=True, default='', max_length=100, verbose_name='label')),
+                ('campaign', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='areas', to='invoices.campaign', verbose_name='campaign')),
             ],
             options={
-                "verbose_name": "campaign area",
-                "verbose_name_plural": "campaign areas",
-                "ordering": ["code"],
-                "constraints": [
-                    models.UniqueConstraint(
-                        fields=("campaign", "code"), name="campaign_area_unique"
-                    )
-                ],
+                'verbose_name': 'campaign area',
+                'verbose_name_plural': 'campaign areas',
+                'ordering': ['code'],
+                'constraints': [models.UniqueConstraint(fields=('campaign', 'code'), name='campaign_area_unique')],
             },
         ),
         migrations.CreateModel(
-            name="CampaignIndustry",
+            name='CampaignIndustry',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "code",
-                    models.CharField(
-                        max_length=4,
-                        validators=[
-                            django.core.validators.RegexValidator(
-                                "^[0-9]{2,4}$",
-                                "An industry code is 2 to 4 digits (GB/T 4754-2017).",
-                                "industry.invalid",
-                            )
-                        ],
-                        verbose_name="industry code",
-                    ),
-                ),
-                ("excluded", models.BooleanField(default=False, verbose_name="excluded")),
-                (
-                    "label",
-                    models.CharField(blank=True, default="", max_length=100, verbose_name="label"),
-                ),
-                (
-                    "campaign",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="industries",
-                        to="invoices.campaign",
-                        verbose_name="campaign",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('code', models.CharField(max_length=4, validators=[django.core.validators.RegexValidator('^[0-9]{2,4}$', 'An industry code is 2 to 4 digits (GB/T 4754-2017).', 'industry.invalid')], verbose_name='industry code')),
+                ('excluded', models.BooleanField(default=False, verbose_name='excluded')),
+                ('label', models.CharField(blank=True, default='', max_length=100, verbose_name='label')),
+                ('campaign', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='industries', to='invoices.campaign', verbose_name='campaign')),
             ],
             options={
-                "verbose_name": "campaign industry rule",
-                "verbose_name_plural": "campaign industry rules",
-                "ordering": ["code"],
-                "constraints": [
-                    models.UniqueConstraint(
-                        fields=("campaign", "code"), name="campaign_industry_unique"
-                    )
-                ],
+                'verbose_name': 'campaign industry rule',
+                'verbose_name_plural': 'campaign industry rules',
+                'ordering': ['code'],
+                'constraints': [models.UniqueConstraint(fields=('campaign', 'code'), name='campaign_industry_unique')],
             },
         ),
         migrations.AddIndex(
-            model_name="invoice",
-            index=models.Index(fields=["consumer", "submitted_at"], name="invoice_consumer_time"),
+            model_name='invoice',
+            index=models.Index(fields=['consumer', 'submitted_at'], name='invoice_consumer_time'),
         ),
         migrations.AddIndex(
-            model_name="invoice",
-            index=models.Index(fields=["number"], name="invoice_number"),
+            model_name='invoice',
+            index=models.Index(fields=['number'], name='invoice_number'),
         ),
         migrations.AddIndex(
-            model_name="invoice",
-            index=models.Index(
-                fields=["campaign", "status", "entered_at"], name="invoice_campaign_entry"
-            ),
+            model_name='invoice',
+            index=models.Index(fields=['campaign', 'status', 'entered_at'], name='invoice_campaign_entry'),
         ),
         migrations.AddIndex(
-            model_name="invoice",
-            index=models.Index(
-                condition=models.Q(("status", "pending")),
-                fields=["next_check_at"],
-                name="invoice_pending_recheck",
-            ),
+            model_name='invoice',
+            index=models.Index(condition=models.Q(('status', 'pending')), fields=['next_check_at'], name='invoice_pending_recheck'),
         ),
         migrations.AddIndex(
-            model_name="invoice",
-            index=models.Index(fields=["merchant", "submitted_at"], name="invoice_merchant_time"),
+            model_name='invoice',
+            index=models.Index(fields=['merchant', 'submitted_at'], name='invoice_merchant_time'),
         ),
         migrations.AddConstraint(
-            model_name="invoice",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("status__in", ("pending", "held", "accepted", "reversed"))),
-                fields=("number",),
-                name="invoice_number_live_unique",
-            ),
+            model_name='invoice',
+            constraint=models.UniqueConstraint(condition=models.Q(('status__in', ('pending', 'held', 'accepted', 'reversed'))), fields=('number',), name='invoice_number_live_unique'),
         ),
         migrations.AddConstraint(
-            model_name="invoice",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("status__in", ["pending", "held", "accepted", "rejected", "reversed"])
-                ),
-                name="invoice_status_valid",
-            ),
+            model_name='invoice',
+            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'held', 'accepted', 'rejected', 'reversed'])), name='invoice_status_valid'),
         ),
         migrations.AddConstraint(
-            model_name="invoice",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("total__gt", 0)), name="invoice_total_positive"
-            ),
+            model_name='invoice',
+            constraint=models.CheckConstraint(condition=models.Q(('total__gt', 0)), name='invoice_total_positive'),
         ),
         migrations.AddConstraint(
-            model_name="invoice",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("amount__isnull", True),
-                    ("tax__isnull", True),
-                    (
-                        "total",
-                        django.db.models.functions.math.Round(
-                            django.db.models.expressions.CombinedExpression(
-                                models.F("amount"), "+", models.F("tax")
-                            ),
-                            2,
-                        ),
-                    ),
-                    _connector="OR",
-                ),
-                name="invoice_total_is_amount_plus_tax",
-            ),
+            model_name='invoice',
+            constraint=models.CheckConstraint(condition=models.Q(('amount__isnull', True), ('tax__isnull', True), ('total', django.db.models.functions.math.Round(django.db.models.expressions.CombinedExpression(models.F('amount'), '+', models.F('tax')), 2)), _connector='OR'), name='invoice_total_is_amount_plus_tax'),
         ),
         migrations.AddConstraint(
-            model_name="invoice",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(("status", "rejected"), _negated=True),
-                    models.Q(("rejection_code", ""), _negated=True),
-                    _connector="OR",
-                ),
-                name="invoice_rejection_has_code",
-            ),
+            model_name='invoice',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'rejected'), _negated=True), models.Q(('rejection_code', ''), _negated=True), _connector='OR'), name='invoice_rejection_has_code'),
         ),
     ]

@@ -4,18 +4,14 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("invoices", "0001_initial"),
+        ('invoices', '0001_initial'),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name="invoice",
-            options={
-                "ordering": ["-submitted_at"],
-                "permissions": [("review_invoice", "Can release or reject held invoices")],
-                "verbose_name": "invoice",
-                "verbose_name_plural": "invoices",
-            },
+            name='invoice',
+            options={'ordering': ['-submitted_at'], 'permissions': [('review_invoice', 'Can release or reject held invoices')], 'verbose_name': 'invoice', 'verbose_name_plural': 'invoices'},
         ),
     ]

@@ -8,170 +8,72 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("invoices", "0002_review_permission"),
+        ('invoices', '0002_review_permission'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="FeedImport",
+            name='FeedImport',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        auto_now_add=True, db_index=True, verbose_name="created at"
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
-                (
-                    "file",
-                    models.FileField(
-                        blank=True, max_length=300, upload_to="feeds/%Y/%m/", verbose_name="file"
-                    ),
-                ),
-                ("file_name", models.CharField(max_length=300, verbose_name="file name")),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("queued", "Queued"),
-                            ("running", "Running"),
-                            ("done", "Done"),
-                            ("failed", "Failed"),
-                        ],
-                        db_index=True,
-                        default="queued",
-                        max_length=16,
-                        verbose_name="status",
-                    ),
-                ),
-                ("columns", models.JSONField(blank=True, default=list, verbose_name="columns")),
-                (
-                    "phase",
-                    models.CharField(blank=True, default="", max_length=32, verbose_name="phase"),
-                ),
-                (
-                    "progress",
-                    models.PositiveSmallIntegerField(default=0, verbose_name="progress (%)"),
-                ),
-                (
-                    "bytes_total",
-                    models.PositiveBigIntegerField(default=0, verbose_name="file size (bytes)"),
-                ),
-                ("total_rows", models.PositiveBigIntegerField(default=0, verbose_name="data rows")),
-                ("inserted", models.PositiveBigIntegerField(default=0, verbose_name="inserted")),
-                ("updated", models.PositiveBigIntegerField(default=0, verbose_name="updated")),
-                ("unchanged", models.PositiveBigIntegerField(default=0, verbose_name="unchanged")),
-                (
-                    "red_applied",
-                    models.PositiveBigIntegerField(default=0, verbose_name="red invoices applied"),
-                ),
-                (
-                    "entries_withdrawn",
-                    models.PositiveBigIntegerField(
-                        default=0, verbose_name="campaign entries withdrawn"
-                    ),
-                ),
-                (
-                    "error_rows",
-                    models.PositiveBigIntegerField(default=0, verbose_name="rows with errors"),
-                ),
-                (
-                    "started_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="started at"),
-                ),
-                (
-                    "finished_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="finished at"),
-                ),
-                (
-                    "error_message",
-                    models.TextField(blank=True, default="", verbose_name="error message"),
-                ),
-                (
-                    "uploaded_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="uploaded by",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
+                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ('file', models.FileField(blank=True, max_length=300, upload_to='feeds/%Y/%m/', verbose_name='file')),
+                ('file_name', models.CharField(max_length=300, verbose_name='file name')),
+                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('done', 'Done'), ('failed', 'Failed')], db_index=True, default='queued', max_length=16, verbose_name='status')),
+                ('columns', models.JSONField(blank=True, default=list, verbose_name='columns')),
+                ('phase', models.CharField(blank=True, default='', max_length=32, verbose_name='phase')),
+                ('progress', models.PositiveSmallIntegerField(default=0, verbose_name='progress (%)')),
+                ('bytes_total', models.PositiveBigIntegerField(default=0, verbose_name='file size (bytes)')),
+                ('total_rows', models.PositiveBigIntegerField(default=0, verbose_name='data rows')),
+                ('inserted', models.PositiveBigIntegerField(default=0, verbose_name='inserted')),
+                ('updated', models.PositiveBigIntegerField(default=0, verbose_name='updated')),
+                ('unchanged', models.PositiveBigIntegerField(default=0, verbose_name='unchanged')),
+                ('red_applied', models.PositiveBigIntegerField(default=0, verbose_name='red invoices applied')),
+                ('entries_withdrawn', models.PositiveBigIntegerField(default=0, verbose_name='campaign entries withdrawn')),
+                ('error_rows', models.PositiveBigIntegerField(default=0, verbose_name='rows with errors')),
+                ('started_at', models.DateTimeField(blank=True, null=True, verbose_name='started at')),
+                ('finished_at', models.DateTimeField(blank=True, null=True, verbose_name='finished at')),
+                ('error_message', models.TextField(blank=True, default='', verbose_name='error message')),
+                ('uploaded_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='uploaded by')),
             ],
             options={
-                "verbose_name": "tax feed import",
-                "verbose_name_plural": "tax feed imports",
-                "ordering": ["-created_at"],
+                'verbose_name': 'tax feed import',
+                'verbose_name_plural': 'tax feed imports',
+                'ordering': ['-created_at'],
             },
         ),
         migrations.CreateModel(
-            name="FeedImportError",
+            name='FeedImportError',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "uid",
-                    models.UUIDField(
-                        default=uuid.uuid4, editable=False, unique=True, verbose_name="UID"
-                    ),
-                ),
-                ("line", models.PositiveBigIntegerField(verbose_name="line")),
-                (
-                    "column",
-                    models.CharField(blank=True, default="", max_length=40, verbose_name="column"),
-                ),
-                ("code", models.CharField(max_length=64, verbose_name="code")),
-                ("message", models.CharField(max_length=500, verbose_name="message")),
-                (
-                    "raw_row",
-                    apps.common.fields.EncryptedTextField(
-                        blank=True, default="", row_key_field="uid", verbose_name="raw row"
-                    ),
-                ),
-                (
-                    "feed_import",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="errors",
-                        to="invoices.feedimport",
-                        verbose_name="import",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('uid', models.UUIDField(default=uuid.uuid4, editable=False, unique=True, verbose_name='UID')),
+                ('line', models.PositiveBigIntegerField(verbose_name='line')),
+                ('column', models.CharField(blank=True, default='', max_length=40, verbose_name='column')),
+                ('code', models.CharField(max_length=64, verbose_name='code')),
+                ('message', models.CharField(max_length=500, verbose_name='message')),
+                ('raw_row', apps.common.fields.EncryptedTextField(blank=True, default='', row_key_field='uid', verbose_name='raw row')),
+                ('feed_import', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='errors', to='invoices.feedimport', verbose_name='import')),
             ],
             options={
-                "verbose_name": "tax feed import error",
-                "verbose_name_plural": "tax feed import errors",
-                "ordering": ["feed_import", "line", "id"],
+                'verbose_name': 'tax feed import error',
+                'verbose_name_plural': 'tax feed import errors',
+                'ordering': ['feed_import', 'line', 'id'],
             },
         ),
         migrations.AddConstraint(
-            model_name="feedimport",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("status__in", ["queued", "running", "done", "failed"])),
-                name="feedimport_status_valid",
-            ),
+            model_name='feedimport',
+            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['queued', 'running', 'done', 'failed'])), name='feedimport_status_valid'),
         ),
         migrations.AddConstraint(
-            model_name="feedimport",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("progress__lte", 100)), name="feedimport_progress_lte_100"
-            ),
+            model_name='feedimport',
+            constraint=models.CheckConstraint(condition=models.Q(('progress__lte', 100)), name='feedimport_progress_lte_100'),
         ),
         migrations.AddIndex(
-            model_name="feedimporterror",
-            index=models.Index(fields=["feed_import", "line"], name="feedimporterror_import_line"),
+            model_name='feedimporterror',
+            index=models.Index(fields=['feed_import', 'line'], name='feedimporterror_import_line'),
         ),
     ]

@@ -5,52 +5,37 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("invoices", "0004_feed_sql_functions"),
+        ('invoices', '0004_feed_sql_functions'),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name="taxinvoicerecord",
-            name="number",
-            field=models.CharField(
-                max_length=20,
-                validators=[
-                    django.core.validators.RegexValidator(
-                        "^[0-9]{20}$",
-                        "An invoice number is 20 digits.",
-                        "invoice_number.invalid_length",
-                    )
-                ],
-                verbose_name="invoice number",
-            ),
+            model_name='taxinvoicerecord',
+            name='number',
+            field=models.CharField(max_length=20, validators=[django.core.validators.RegexValidator('^[0-9]{20}$', 'An invoice number is 20 digits.', 'invoice_number.invalid_length')], verbose_name='invoice number'),
         ),
         migrations.AlterField(
-            model_name="taxinvoicerecord",
-            name="reverses_number",
-            field=models.CharField(
-                blank=True, default="", max_length=20, verbose_name="reverses invoice number"
-            ),
+            model_name='taxinvoicerecord',
+            name='reverses_number',
+            field=models.CharField(blank=True, default='', max_length=20, verbose_name='reverses invoice number'),
         ),
         migrations.AlterField(
-            model_name="taxinvoicerecord",
-            name="seller_uscc",
-            field=models.CharField(max_length=18, verbose_name="seller credit code"),
+            model_name='taxinvoicerecord',
+            name='seller_uscc',
+            field=models.CharField(max_length=18, verbose_name='seller credit code'),
         ),
         migrations.AddIndex(
-            model_name="taxinvoicerecord",
-            index=models.Index(fields=["seller_uscc"], name="taxrecord_seller_uscc"),
+            model_name='taxinvoicerecord',
+            index=models.Index(fields=['seller_uscc'], name='taxrecord_seller_uscc'),
         ),
         migrations.AddIndex(
-            model_name="taxinvoicerecord",
-            index=models.Index(
-                condition=models.Q(("reverses_number", ""), _negated=True),
-                fields=["reverses_number"],
-                name="taxrecord_reverses_number",
-            ),
+            model_name='taxinvoicerecord',
+            index=models.Index(condition=models.Q(('reverses_number', ''), _negated=True), fields=['reverses_number'], name='taxrecord_reverses_number'),
         ),
         migrations.AddConstraint(
-            model_name="taxinvoicerecord",
-            constraint=models.UniqueConstraint(fields=("number",), name="taxrecord_number_unique"),
+            model_name='taxinvoicerecord',
+            constraint=models.UniqueConstraint(fields=('number',), name='taxrecord_number_unique'),
         ),
     ]

@@ -6,108 +6,33 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
-    dependencies = []
+    dependencies = [
+    ]
 
     operations = [
         migrations.CreateModel(
-            name="Merchant",
+            name='Merchant',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        auto_now_add=True, db_index=True, verbose_name="created at"
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
-                (
-                    "uscc",
-                    models.CharField(
-                        max_length=18,
-                        unique=True,
-                        validators=[apps.merchants.validators.validate_uscc],
-                        verbose_name="unified social credit code",
-                    ),
-                ),
-                ("name", models.CharField(db_index=True, max_length=200, verbose_name="name")),
-                (
-                    "area_code",
-                    models.CharField(
-                        db_index=True,
-                        max_length=6,
-                        validators=[
-                            django.core.validators.RegexValidator(
-                                "^[0-9]{6}$",
-                                "An area code is 6 digits (GB/T 2260).",
-                                "area.invalid",
-                            )
-                        ],
-                        verbose_name="area code",
-                    ),
-                ),
-                (
-                    "industry_code",
-                    models.CharField(
-                        db_index=True,
-                        max_length=4,
-                        validators=[
-                            django.core.validators.RegexValidator(
-                                "^[0-9]{2,4}$",
-                                "An industry code is 2 to 4 digits (GB/T 4754-2017).",
-                                "industry.invalid",
-                            )
-                        ],
-                        verbose_name="industry code",
-                    ),
-                ),
-                (
-                    "address",
-                    models.CharField(
-                        blank=True, default="", max_length=300, verbose_name="address"
-                    ),
-                ),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("active", "Active"),
-                            ("suspended", "Suspended"),
-                            ("blacklisted", "Blacklisted"),
-                        ],
-                        db_index=True,
-                        default="active",
-                        max_length=16,
-                        verbose_name="status",
-                    ),
-                ),
-                (
-                    "status_reason",
-                    models.CharField(
-                        blank=True, default="", max_length=300, verbose_name="status reason"
-                    ),
-                ),
-                (
-                    "status_changed_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="status changed at"),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
+                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ('uscc', models.CharField(max_length=18, unique=True, validators=[apps.merchants.validators.validate_uscc], verbose_name='unified social credit code')),
+                ('name', models.CharField(db_index=True, max_length=200, verbose_name='name')),
+                ('area_code', models.CharField(db_index=True, max_length=6, validators=[django.core.validators.RegexValidator('^[0-9]{6}$', 'An area code is 6 digits (GB/T 2260).', 'area.invalid')], verbose_name='area code')),
+                ('industry_code', models.CharField(db_index=True, max_length=4, validators=[django.core.validators.RegexValidator('^[0-9]{2,4}$', 'An industry code is 2 to 4 digits (GB/T 4754-2017).', 'industry.invalid')], verbose_name='industry code')),
+                ('address', models.CharField(blank=True, default='', max_length=300, verbose_name='address')),
+                ('status', models.CharField(choices=[('active', 'Active'), ('suspended', 'Suspended'), ('blacklisted', 'Blacklisted')], db_index=True, default='active', max_length=16, verbose_name='status')),
+                ('status_reason', models.CharField(blank=True, default='', max_length=300, verbose_name='status reason')),
+                ('status_changed_at', models.DateTimeField(blank=True, null=True, verbose_name='status changed at')),
             ],
             options={
-                "verbose_name": "merchant",
-                "verbose_name_plural": "merchants",
-                "ordering": ["name"],
-                "constraints": [
-                    models.CheckConstraint(
-                        condition=models.Q(("status__in", ["active", "suspended", "blacklisted"])),
-                        name="merchant_status_valid",
-                    )
-                ],
+                'verbose_name': 'merchant',
+                'verbose_name_plural': 'merchants',
+                'ordering': ['name'],
+                'constraints': [models.CheckConstraint(condition=models.Q(('status__in', ['active', 'suspended', 'blacklisted'])), name='merchant_status_valid')],
             },
         ),
     ]

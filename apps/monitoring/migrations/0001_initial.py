@@ -7,6 +7,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
@@ -15,584 +16,192 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name="KeyUsageBaseline",
+            name='KeyUsageBaseline',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("key_id", models.CharField(max_length=32, unique=True, verbose_name="key ID")),
-                (
-                    "per_minute",
-                    models.DecimalField(
-                        decimal_places=2, max_digits=12, verbose_name="usual requests per minute"
-                    ),
-                ),
-                (
-                    "samples",
-                    models.PositiveIntegerField(default=0, verbose_name="minutes observed"),
-                ),
-                (
-                    "last_minute",
-                    models.BigIntegerField(default=0, verbose_name="last minute folded in"),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('key_id', models.CharField(max_length=32, unique=True, verbose_name='key ID')),
+                ('per_minute', models.DecimalField(decimal_places=2, max_digits=12, verbose_name='usual requests per minute')),
+                ('samples', models.PositiveIntegerField(default=0, verbose_name='minutes observed')),
+                ('last_minute', models.BigIntegerField(default=0, verbose_name='last minute folded in')),
             ],
             options={
-                "verbose_name": "merchant key usage baseline",
-                "verbose_name_plural": "merchant key usage baselines",
-                "default_permissions": ("view",),
+                'verbose_name': 'merchant key usage baseline',
+                'verbose_name_plural': 'merchant key usage baselines',
+                'default_permissions': ('view',),
             },
         ),
         migrations.CreateModel(
-            name="Alert",
+            name='Alert',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "severity",
-                    models.CharField(
-                        choices=[
-                            ("low", "Low"),
-                            ("medium", "Medium"),
-                            ("high", "High"),
-                            ("critical", "Critical"),
-                        ],
-                        max_length=8,
-                        verbose_name="severity",
-                    ),
-                ),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("open", "Open"),
-                            ("acknowledged", "Acknowledged"),
-                            ("resolved", "Resolved"),
-                        ],
-                        db_index=True,
-                        default="open",
-                        max_length=16,
-                        verbose_name="status",
-                    ),
-                ),
-                ("title", models.CharField(max_length=200, verbose_name="title")),
-                ("subject_type", models.CharField(max_length=16, verbose_name="subject type")),
-                (
-                    "subject_id",
-                    models.CharField(blank=True, default="", max_length=64, verbose_name="subject"),
-                ),
-                (
-                    "subject_repr",
-                    models.CharField(
-                        blank=True, default="", max_length=200, verbose_name="subject name"
-                    ),
-                ),
-                (
-                    "source_ip",
-                    models.GenericIPAddressField(
-                        blank=True, null=True, verbose_name="source address"
-                    ),
-                ),
-                ("dedup_key", models.CharField(max_length=200, verbose_name="deduplication key")),
-                (
-                    "evidence",
-                    models.JSONField(
-                        blank=True, default=list, verbose_name="evidence (audit event IDs)"
-                    ),
-                ),
-                ("details", models.JSONField(blank=True, default=dict, verbose_name="details")),
-                ("occurrences", models.PositiveIntegerField(default=1, verbose_name="occurrences")),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        db_index=True, default=django.utils.timezone.now, verbose_name="raised at"
-                    ),
-                ),
-                (
-                    "last_seen_at",
-                    models.DateTimeField(
-                        default=django.utils.timezone.now, verbose_name="last seen at"
-                    ),
-                ),
-                (
-                    "notified_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="notified at"),
-                ),
-                (
-                    "acknowledged_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="acknowledged at"),
-                ),
-                (
-                    "resolved_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="resolved at"),
-                ),
-                (
-                    "acknowledged_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="acknowledged by",
-                    ),
-                ),
-                (
-                    "resolved_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="resolved by",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('severity', models.CharField(choices=[('low', 'Low'), ('medium', 'Medium'), ('high', 'High'), ('critical', 'Critical')], max_length=8, verbose_name='severity')),
+                ('status', models.CharField(choices=[('open', 'Open'), ('acknowledged', 'Acknowledged'), ('resolved', 'Resolved')], db_index=True, default='open', max_length=16, verbose_name='status')),
+                ('title', models.CharField(max_length=200, verbose_name='title')),
+                ('subject_type', models.CharField(max_length=16, verbose_name='subject type')),
+                ('subject_id', models.CharField(blank=True, default='', max_length=64, verbose_name='subject')),
+                ('subject_repr', models.CharField(blank=True, default='', max_length=200, verbose_name='subject name')),
+                ('source_ip', models.GenericIPAddressField(blank=True, null=True, verbose_name='source address')),
+                ('dedup_key', models.CharField(max_length=200, verbose_name='deduplication key')),
+                ('evidence', models.JSONField(blank=True, default=list, verbose_name='evidence (audit event IDs)')),
+                ('details', models.JSONField(blank=True, default=dict, verbose_name='details')),
+                ('occurrences', models.PositiveIntegerField(default=1, verbose_name='occurrences')),
+                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now, verbose_name='raised at')),
+                ('last_seen_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='last seen at')),
+                ('notified_at', models.DateTimeField(blank=True, null=True, verbose_name='notified at')),
+                ('acknowledged_at', models.DateTimeField(blank=True, null=True, verbose_name='acknowledged at')),
+                ('resolved_at', models.DateTimeField(blank=True, null=True, verbose_name='resolved at')),
+                ('acknowledged_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='acknowledged by')),
+                ('resolved_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='resolved by')),
             ],
             options={
-                "verbose_name": "monitoring alert",
-                "verbose_name_plural": "monitoring alerts",
-                "ordering": ["-created_at", "-id"],
-                "permissions": [
-                    ("manage_alert", "Can acknowledge and resolve monitoring alerts"),
-                    ("reverse_response", "Can reverse automatic responses"),
-                ],
-                "default_permissions": ("view",),
+                'verbose_name': 'monitoring alert',
+                'verbose_name_plural': 'monitoring alerts',
+                'ordering': ['-created_at', '-id'],
+                'permissions': [('manage_alert', 'Can acknowledge and resolve monitoring alerts'), ('reverse_response', 'Can reverse automatic responses')],
+                'default_permissions': ('view',),
             },
         ),
         migrations.CreateModel(
-            name="AlertStatusChange",
+            name='AlertStatusChange',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "from_status",
-                    models.CharField(
-                        choices=[
-                            ("open", "Open"),
-                            ("acknowledged", "Acknowledged"),
-                            ("resolved", "Resolved"),
-                        ],
-                        max_length=16,
-                        verbose_name="from",
-                    ),
-                ),
-                (
-                    "to_status",
-                    models.CharField(
-                        choices=[
-                            ("open", "Open"),
-                            ("acknowledged", "Acknowledged"),
-                            ("resolved", "Resolved"),
-                        ],
-                        max_length=16,
-                        verbose_name="to",
-                    ),
-                ),
-                ("note", models.TextField(blank=True, default="", verbose_name="note")),
-                (
-                    "at",
-                    models.DateTimeField(default=django.utils.timezone.now, verbose_name="time"),
-                ),
-                (
-                    "actor",
-                    models.ForeignKey(
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="by",
-                    ),
-                ),
-                (
-                    "alert",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="history",
-                        to="monitoring.alert",
-                        verbose_name="alert",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('from_status', models.CharField(choices=[('open', 'Open'), ('acknowledged', 'Acknowledged'), ('resolved', 'Resolved')], max_length=16, verbose_name='from')),
+                ('to_status', models.CharField(choices=[('open', 'Open'), ('acknowledged', 'Acknowledged'), ('resolved', 'Resolved')], max_length=16, verbose_name='to')),
+                ('note', models.TextField(blank=True, default='', verbose_name='note')),
+                ('at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='time')),
+                ('actor', models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='by')),
+                ('alert', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='history', to='monitoring.alert', verbose_name='alert')),
             ],
             options={
-                "verbose_name": "alert history entry",
-                "verbose_name_plural": "alert history",
-                "ordering": ["at", "id"],
-                "default_permissions": ("view",),
+                'verbose_name': 'alert history entry',
+                'verbose_name_plural': 'alert history',
+                'ordering': ['at', 'id'],
+                'default_permissions': ('view',),
             },
         ),
         migrations.CreateModel(
-            name="KnownNetwork",
+            name='KnownNetwork',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("kind", models.CharField(max_length=16, verbose_name="kind")),
-                ("subject_id", models.CharField(max_length=64, verbose_name="subject")),
-                ("network", models.CharField(max_length=64, verbose_name="network")),
-                (
-                    "first_seen_at",
-                    models.DateTimeField(
-                        default=django.utils.timezone.now, verbose_name="first seen"
-                    ),
-                ),
-                (
-                    "last_seen_at",
-                    models.DateTimeField(
-                        default=django.utils.timezone.now, verbose_name="last seen"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('kind', models.CharField(max_length=16, verbose_name='kind')),
+                ('subject_id', models.CharField(max_length=64, verbose_name='subject')),
+                ('network', models.CharField(max_length=64, verbose_name='network')),
+                ('first_seen_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='first seen')),
+                ('last_seen_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='last seen')),
             ],
             options={
-                "verbose_name": "known network",
-                "verbose_name_plural": "known networks",
-                "default_permissions": ("view",),
-                "constraints": [
-                    models.UniqueConstraint(
-                        fields=("kind", "subject_id", "network"),
-                        name="monitoring_known_network_unique",
-                    )
-                ],
+                'verbose_name': 'known network',
+                'verbose_name_plural': 'known networks',
+                'default_permissions': ('view',),
+                'constraints': [models.UniqueConstraint(fields=('kind', 'subject_id', 'network'), name='monitoring_known_network_unique')],
             },
         ),
         migrations.CreateModel(
-            name="MonitorCursor",
+            name='MonitorCursor',
             fields=[
-                (
-                    "id",
-                    models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False),
-                ),
-                ("last_seq", models.BigIntegerField(default=0)),
-                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ('id', models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False)),
+                ('last_seq', models.BigIntegerField(default=0)),
+                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                "verbose_name": "monitoring cursor",
-                "verbose_name_plural": "monitoring cursor",
-                "default_permissions": ("view",),
-                "constraints": [
-                    models.CheckConstraint(
-                        condition=models.Q(("id", 1)), name="monitoring_cursor_single"
-                    )
-                ],
+                'verbose_name': 'monitoring cursor',
+                'verbose_name_plural': 'monitoring cursor',
+                'default_permissions': ('view',),
+                'constraints': [models.CheckConstraint(condition=models.Q(('id', 1)), name='monitoring_cursor_single')],
             },
         ),
         migrations.CreateModel(
-            name="MonitoringRule",
+            name='MonitoringRule',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "code",
-                    models.CharField(
-                        choices=[
-                            (
-                                "reveal_burst",
-                                "Many personal-data reveals or exports in a short time",
-                            ),
-                            ("reveal_after_hours", "Personal-data reveal or export outside hours"),
-                            ("new_network_signin", "Staff sign-in from a network never seen"),
-                            ("permission_denied", "Repeated permission denied"),
-                            ("privilege_change", "Privilege or group change"),
-                            ("config_near_cutoff", "Configuration change close to a draw cut-off"),
-                            ("maker_checker_pair", "One maker/checker pair approves most batches"),
-                            ("dormant_account", "Dormant staff account active again"),
-                            ("failed_login_burst", "Failed sign-ins across many accounts"),
-                            ("sms_code_burst", "SMS-code requests for many phones from one source"),
-                            ("enumeration", "Enumeration (many not-found, sequential IDs)"),
-                            ("key_new_network", "Merchant API key used from a new network"),
-                            ("key_rate", "Merchant API key far above its usual rate"),
-                        ],
-                        max_length=32,
-                        unique=True,
-                        verbose_name="rule",
-                    ),
-                ),
-                ("enabled", models.BooleanField(default=True, verbose_name="enabled")),
-                (
-                    "severity",
-                    models.CharField(
-                        choices=[
-                            ("low", "Low"),
-                            ("medium", "Medium"),
-                            ("high", "High"),
-                            ("critical", "Critical"),
-                        ],
-                        max_length=8,
-                        verbose_name="severity",
-                    ),
-                ),
-                ("threshold", models.PositiveIntegerField(verbose_name="threshold")),
-                ("window_minutes", models.PositiveIntegerField(verbose_name="window (minutes)")),
-                ("params", models.JSONField(blank=True, default=dict, verbose_name="parameters")),
-                (
-                    "response",
-                    models.CharField(
-                        choices=[
-                            ("none", "None (alert only)"),
-                            ("lock_account", "Lock the staff account (ends its sessions)"),
-                            ("require_reauth", "Require re-authentication (ends its sessions)"),
-                            ("suspend_key", "Revoke the merchant API key (suspension, reversible)"),
-                            ("block_source", "Block the source address for a while"),
-                        ],
-                        default="none",
-                        max_length=16,
-                        verbose_name="automatic response",
-                    ),
-                ),
-                (
-                    "notify",
-                    models.BooleanField(default=True, verbose_name="notify by e-mail and webhook"),
-                ),
-                (
-                    "updated_at",
-                    models.DateTimeField(
-                        default=django.utils.timezone.now, verbose_name="updated at"
-                    ),
-                ),
-                (
-                    "updated_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="updated by",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('code', models.CharField(choices=[('reveal_burst', 'Many personal-data reveals or exports in a short time'), ('reveal_after_hours', 'Personal-data reveal or export outside hours'), ('new_network_signin', 'Staff sign-in from a network never seen'), ('permission_denied', 'Repeated permission denied'), ('privilege_change', 'Privilege or group change'), ('config_near_cutoff', 'Configuration change close to a draw cut-off'), ('maker_checker_pair', 'One maker/checker pair approves most batches'), ('dormant_account', 'Dormant staff account active again'), ('failed_login_burst', 'Failed sign-ins across many accounts'), ('sms_code_burst', 'SMS-code requests for many phones from one source'), ('enumeration', 'Enumeration (many not-found, sequential IDs)'), ('key_new_network', 'Merchant API key used from a new network'), ('key_rate', 'Merchant API key far above its usual rate')], max_length=32, unique=True, verbose_name='rule')),
+                ('enabled', models.BooleanField(default=True, verbose_name='enabled')),
+                ('severity', models.CharField(choices=[('low', 'Low'), ('medium', 'Medium'), ('high', 'High'), ('critical', 'Critical')], max_length=8, verbose_name='severity')),
+                ('threshold', models.PositiveIntegerField(verbose_name='threshold')),
+                ('window_minutes', models.PositiveIntegerField(verbose_name='window (minutes)')),
+                ('params', models.JSONField(blank=True, default=dict, verbose_name='parameters')),
+                ('response', models.CharField(choices=[('none', 'None (alert only)'), ('lock_account', 'Lock the staff account (ends its sessions)'), ('require_reauth', 'Require re-authentication (ends its sessions)'), ('suspend_key', 'Revoke the merchant API key (suspension, reversible)'), ('block_source', 'Block the source address for a while')], default='none', max_length=16, verbose_name='automatic response')),
+                ('notify', models.BooleanField(default=True, verbose_name='notify by e-mail and webhook')),
+                ('updated_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='updated at')),
+                ('updated_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='updated by')),
             ],
             options={
-                "verbose_name": "monitoring rule",
-                "verbose_name_plural": "monitoring rules",
-                "ordering": ["code"],
-                "default_permissions": ("view", "change"),
+                'verbose_name': 'monitoring rule',
+                'verbose_name_plural': 'monitoring rules',
+                'ordering': ['code'],
+                'default_permissions': ('view', 'change'),
             },
         ),
         migrations.AddField(
-            model_name="alert",
-            name="rule",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="alerts",
-                to="monitoring.monitoringrule",
-                verbose_name="rule",
-            ),
+            model_name='alert',
+            name='rule',
+            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='alerts', to='monitoring.monitoringrule', verbose_name='rule'),
         ),
         migrations.CreateModel(
-            name="MonitoringRuleChange",
+            name='MonitoringRuleChange',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "at",
-                    models.DateTimeField(default=django.utils.timezone.now, verbose_name="time"),
-                ),
-                ("before", models.JSONField(verbose_name="before")),
-                ("after", models.JSONField(verbose_name="after")),
-                (
-                    "reason",
-                    models.CharField(blank=True, default="", max_length=300, verbose_name="reason"),
-                ),
-                (
-                    "actor",
-                    models.ForeignKey(
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="changed by",
-                    ),
-                ),
-                (
-                    "rule",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="changes",
-                        to="monitoring.monitoringrule",
-                        verbose_name="rule",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='time')),
+                ('before', models.JSONField(verbose_name='before')),
+                ('after', models.JSONField(verbose_name='after')),
+                ('reason', models.CharField(blank=True, default='', max_length=300, verbose_name='reason')),
+                ('actor', models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='changed by')),
+                ('rule', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='changes', to='monitoring.monitoringrule', verbose_name='rule')),
             ],
             options={
-                "verbose_name": "rule change",
-                "verbose_name_plural": "rule changes",
-                "ordering": ["-at", "-id"],
-                "default_permissions": ("view",),
+                'verbose_name': 'rule change',
+                'verbose_name_plural': 'rule changes',
+                'ordering': ['-at', '-id'],
+                'default_permissions': ('view',),
             },
         ),
         migrations.CreateModel(
-            name="AutomaticResponse",
+            name='AutomaticResponse',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[
-                            ("none", "None (alert only)"),
-                            ("lock_account", "Lock the staff account (ends its sessions)"),
-                            ("require_reauth", "Require re-authentication (ends its sessions)"),
-                            ("suspend_key", "Revoke the merchant API key (suspension, reversible)"),
-                            ("block_source", "Block the source address for a while"),
-                        ],
-                        max_length=16,
-                        verbose_name="response",
-                    ),
-                ),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("active", "In force"),
-                            ("completed", "Done (nothing to undo)"),
-                            ("reversed", "Reversed"),
-                            ("expired", "Expired"),
-                        ],
-                        db_index=True,
-                        max_length=16,
-                        verbose_name="status",
-                    ),
-                ),
-                ("target_type", models.CharField(max_length=16, verbose_name="target type")),
-                ("target_id", models.CharField(max_length=64, verbose_name="target")),
-                (
-                    "target_repr",
-                    models.CharField(
-                        blank=True, default="", max_length=200, verbose_name="target name"
-                    ),
-                ),
-                ("detail", models.JSONField(blank=True, default=dict, verbose_name="detail")),
-                (
-                    "taken_at",
-                    models.DateTimeField(
-                        default=django.utils.timezone.now, verbose_name="taken at"
-                    ),
-                ),
-                (
-                    "expires_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="expires at"),
-                ),
-                (
-                    "reversed_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="reversed at"),
-                ),
-                (
-                    "reversal_note",
-                    models.CharField(
-                        blank=True, default="", max_length=300, verbose_name="reversal note"
-                    ),
-                ),
-                (
-                    "alert",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="responses",
-                        to="monitoring.alert",
-                        verbose_name="alert",
-                    ),
-                ),
-                (
-                    "reversed_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="reversed by",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('kind', models.CharField(choices=[('none', 'None (alert only)'), ('lock_account', 'Lock the staff account (ends its sessions)'), ('require_reauth', 'Require re-authentication (ends its sessions)'), ('suspend_key', 'Revoke the merchant API key (suspension, reversible)'), ('block_source', 'Block the source address for a while')], max_length=16, verbose_name='response')),
+                ('status', models.CharField(choices=[('active', 'In force'), ('completed', 'Done (nothing to undo)'), ('reversed', 'Reversed'), ('expired', 'Expired')], db_index=True, max_length=16, verbose_name='status')),
+                ('target_type', models.CharField(max_length=16, verbose_name='target type')),
+                ('target_id', models.CharField(max_length=64, verbose_name='target')),
+                ('target_repr', models.CharField(blank=True, default='', max_length=200, verbose_name='target name')),
+                ('detail', models.JSONField(blank=True, default=dict, verbose_name='detail')),
+                ('taken_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='taken at')),
+                ('expires_at', models.DateTimeField(blank=True, null=True, verbose_name='expires at')),
+                ('reversed_at', models.DateTimeField(blank=True, null=True, verbose_name='reversed at')),
+                ('reversal_note', models.CharField(blank=True, default='', max_length=300, verbose_name='reversal note')),
+                ('alert', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='responses', to='monitoring.alert', verbose_name='alert')),
+                ('reversed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='reversed by')),
             ],
             options={
-                "verbose_name": "automatic response",
-                "verbose_name_plural": "automatic responses",
-                "ordering": ["-taken_at", "-id"],
-                "default_permissions": ("view",),
-                "constraints": [
-                    models.CheckConstraint(
-                        condition=models.Q(
-                            ("status__in", ["active", "completed", "reversed", "expired"])
-                        ),
-                        name="monitoring_response_status_valid",
-                    ),
-                    models.CheckConstraint(
-                        condition=models.Q(
-                            models.Q(("status", "reversed"), _negated=True),
-                            ("reversed_at__isnull", False),
-                            _connector="OR",
-                        ),
-                        name="monitoring_response_reversed_has_time",
-                    ),
-                ],
+                'verbose_name': 'automatic response',
+                'verbose_name_plural': 'automatic responses',
+                'ordering': ['-taken_at', '-id'],
+                'default_permissions': ('view',),
+                'constraints': [models.CheckConstraint(condition=models.Q(('status__in', ['active', 'completed', 'reversed', 'expired'])), name='monitoring_response_status_valid'), models.CheckConstraint(condition=models.Q(models.Q(('status', 'reversed'), _negated=True), ('reversed_at__isnull', False), _connector='OR'), name='monitoring_response_reversed_has_time')],
             },
         ),
         migrations.AddConstraint(
-            model_name="monitoringrule",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("severity__in", ["low", "medium", "high", "critical"])),
-                name="monitoring_rule_severity_valid",
-            ),
+            model_name='monitoringrule',
+            constraint=models.CheckConstraint(condition=models.Q(('severity__in', ['low', 'medium', 'high', 'critical'])), name='monitoring_rule_severity_valid'),
         ),
         migrations.AddConstraint(
-            model_name="monitoringrule",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    (
-                        "response__in",
-                        ["none", "lock_account", "require_reauth", "suspend_key", "block_source"],
-                    )
-                ),
-                name="monitoring_rule_response_valid",
-            ),
+            model_name='monitoringrule',
+            constraint=models.CheckConstraint(condition=models.Q(('response__in', ['none', 'lock_account', 'require_reauth', 'suspend_key', 'block_source'])), name='monitoring_rule_response_valid'),
         ),
         migrations.AddConstraint(
-            model_name="monitoringrule",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("threshold__gte", 1)), name="monitoring_threshold_pos"
-            ),
+            model_name='monitoringrule',
+            constraint=models.CheckConstraint(condition=models.Q(('threshold__gte', 1)), name='monitoring_threshold_pos'),
         ),
         migrations.AddIndex(
-            model_name="alert",
-            index=models.Index(fields=["rule", "-created_at"], name="monitoring_alert_rule"),
+            model_name='alert',
+            index=models.Index(fields=['rule', '-created_at'], name='monitoring_alert_rule'),
         ),
         migrations.AddConstraint(
-            model_name="alert",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("status__in", ["open", "acknowledged", "resolved"])),
-                name="monitoring_alert_status_valid",
-            ),
+            model_name='alert',
+            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['open', 'acknowledged', 'resolved'])), name='monitoring_alert_status_valid'),
         ),
         migrations.AddConstraint(
-            model_name="alert",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("status__in", ("open", "acknowledged"))),
-                fields=("dedup_key",),
-                name="monitoring_alert_one_live_per_key",
-            ),
+            model_name='alert',
+            constraint=models.UniqueConstraint(condition=models.Q(('status__in', ('open', 'acknowledged'))), fields=('dedup_key',), name='monitoring_alert_one_live_per_key'),
         ),
     ]

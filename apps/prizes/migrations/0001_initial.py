@@ -12,1463 +12,444 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("accounts", "0004_merchantapikey"),
-        ("draws", "0002_immutability_triggers"),
-        ("invoices", "0004_feed_sql_functions"),
-        ("merchants", "0001_initial"),
+        ('accounts', '0004_merchantapikey'),
+        ('draws', '0002_immutability_triggers'),
+        ('invoices', '0004_feed_sql_functions'),
+        ('merchants', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="Award",
+            name='Award',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        auto_now_add=True, db_index=True, verbose_name="created at"
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
-                (
-                    "public_id",
-                    models.UUIDField(
-                        default=uuid.uuid4, editable=False, unique=True, verbose_name="public ID"
-                    ),
-                ),
-                (
-                    "source",
-                    models.CharField(
-                        choices=[("instant", "Instant draw"), ("periodic", "Periodic draw")],
-                        max_length=16,
-                        verbose_name="source",
-                    ),
-                ),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[("cash", "Cash"), ("coupon", "Coupon"), ("voucher", "Voucher")],
-                        max_length=16,
-                        verbose_name="kind",
-                    ),
-                ),
-                ("name", models.CharField(max_length=100, verbose_name="prize")),
-                ("amount", apps.common.models.MoneyField(verbose_name="amount")),
-                (
-                    "tax_withheld",
-                    apps.common.models.MoneyField(
-                        default=Decimal("0.00"), verbose_name="tax withheld"
-                    ),
-                ),
-                ("net_amount", apps.common.models.MoneyField(verbose_name="net amount")),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("held", "Held until re-verification"),
-                            ("payable", "Payable"),
-                            ("claimed", "Claimed"),
-                            ("paid", "Paid / redeemed"),
-                            ("expired", "Expired"),
-                            ("cancelled", "Cancelled"),
-                            ("to_recover", "To be recovered"),
-                            ("recovered", "Recovered"),
-                        ],
-                        db_index=True,
-                        max_length=16,
-                        verbose_name="status",
-                    ),
-                ),
-                (
-                    "status_reason",
-                    models.CharField(
-                        blank=True, default="", max_length=300, verbose_name="status reason"
-                    ),
-                ),
-                (
-                    "payable_after",
-                    models.DateTimeField(blank=True, null=True, verbose_name="payable after"),
-                ),
-                (
-                    "claim_until",
-                    models.DateTimeField(blank=True, null=True, verbose_name="claim until"),
-                ),
-                (
-                    "claimed_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="claimed at"),
-                ),
-                (
-                    "paid_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="paid / redeemed at"),
-                ),
-                (
-                    "campaign",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="awards",
-                        to="invoices.campaign",
-                        verbose_name="campaign",
-                    ),
-                ),
-                (
-                    "consumer",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="awards",
-                        to="accounts.consumer",
-                        verbose_name="consumer",
-                    ),
-                ),
-                (
-                    "draw_winner",
-                    models.OneToOneField(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="award",
-                        to="draws.drawwinner",
-                        verbose_name="draw winner",
-                    ),
-                ),
-                (
-                    "instant_award",
-                    models.OneToOneField(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="award",
-                        to="draws.instantaward",
-                        verbose_name="instant award",
-                    ),
-                ),
-                (
-                    "invoice",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="awards",
-                        to="invoices.invoice",
-                        verbose_name="invoice",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
+                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ('public_id', models.UUIDField(default=uuid.uuid4, editable=False, unique=True, verbose_name='public ID')),
+                ('source', models.CharField(choices=[('instant', 'Instant draw'), ('periodic', 'Periodic draw')], max_length=16, verbose_name='source')),
+                ('kind', models.CharField(choices=[('cash', 'Cash'), ('coupon', 'Coupon'), ('voucher', 'Voucher')], max_length=16, verbose_name='kind')),
+                ('name', models.CharField(max_length=100, verbose_name='prize')),
+                ('amount', apps.common.models.MoneyField(verbose_name='amount')),
+                ('tax_withheld', apps.common.models.MoneyField(default=Decimal('0.00'), verbose_name='tax withheld')),
+                ('net_amount', apps.common.models.MoneyField(verbose_name='net amount')),
+                ('status', models.CharField(choices=[('held', 'Held until re-verification'), ('payable', 'Payable'), ('claimed', 'Claimed'), ('paid', 'Paid / redeemed'), ('expired', 'Expired'), ('cancelled', 'Cancelled'), ('to_recover', 'To be recovered'), ('recovered', 'Recovered')], db_index=True, max_length=16, verbose_name='status')),
+                ('status_reason', models.CharField(blank=True, default='', max_length=300, verbose_name='status reason')),
+                ('payable_after', models.DateTimeField(blank=True, null=True, verbose_name='payable after')),
+                ('claim_until', models.DateTimeField(blank=True, null=True, verbose_name='claim until')),
+                ('claimed_at', models.DateTimeField(blank=True, null=True, verbose_name='claimed at')),
+                ('paid_at', models.DateTimeField(blank=True, null=True, verbose_name='paid / redeemed at')),
+                ('campaign', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='awards', to='invoices.campaign', verbose_name='campaign')),
+                ('consumer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='awards', to='accounts.consumer', verbose_name='consumer')),
+                ('draw_winner', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='award', to='draws.drawwinner', verbose_name='draw winner')),
+                ('instant_award', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='award', to='draws.instantaward', verbose_name='instant award')),
+                ('invoice', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='awards', to='invoices.invoice', verbose_name='invoice')),
             ],
             options={
-                "verbose_name": "award",
-                "verbose_name_plural": "awards",
-                "ordering": ["-created_at"],
-                "permissions": [("manage_award", "Can release, cancel and mark awards recovered")],
+                'verbose_name': 'award',
+                'verbose_name_plural': 'awards',
+                'ordering': ['-created_at'],
+                'permissions': [('manage_award', 'Can release, cancel and mark awards recovered')],
             },
         ),
         migrations.CreateModel(
-            name="AwardStatusChange",
+            name='AwardStatusChange',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "from_status",
-                    models.CharField(blank=True, default="", max_length=16, verbose_name="from"),
-                ),
-                ("to_status", models.CharField(max_length=16, verbose_name="to")),
-                (
-                    "reason",
-                    models.CharField(blank=True, default="", max_length=300, verbose_name="reason"),
-                ),
-                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="at")),
-                (
-                    "actor",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="by",
-                    ),
-                ),
-                (
-                    "award",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="history",
-                        to="prizes.award",
-                        verbose_name="award",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('from_status', models.CharField(blank=True, default='', max_length=16, verbose_name='from')),
+                ('to_status', models.CharField(max_length=16, verbose_name='to')),
+                ('reason', models.CharField(blank=True, default='', max_length=300, verbose_name='reason')),
+                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='at')),
+                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='by')),
+                ('award', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='history', to='prizes.award', verbose_name='award')),
             ],
             options={
-                "verbose_name": "award status change",
-                "verbose_name_plural": "award status changes",
-                "ordering": ["award", "id"],
+                'verbose_name': 'award status change',
+                'verbose_name_plural': 'award status changes',
+                'ordering': ['award', 'id'],
             },
         ),
         migrations.CreateModel(
-            name="Fund",
+            name='Fund',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        auto_now_add=True, db_index=True, verbose_name="created at"
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
-                ("name", models.CharField(max_length=200, verbose_name="name")),
-                (
-                    "source",
-                    models.CharField(
-                        choices=[
-                            ("central", "Central government"),
-                            ("city", "City government"),
-                            ("merchant", "Merchant-sponsored"),
-                        ],
-                        max_length=16,
-                        verbose_name="source",
-                    ),
-                ),
-                (
-                    "is_default",
-                    models.BooleanField(default=False, verbose_name="campaign's default fund"),
-                ),
-                (
-                    "campaign",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="funds",
-                        to="invoices.campaign",
-                        verbose_name="campaign",
-                    ),
-                ),
-                (
-                    "sponsor",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="funds",
-                        to="merchants.merchant",
-                        verbose_name="sponsoring merchant",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
+                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ('name', models.CharField(max_length=200, verbose_name='name')),
+                ('source', models.CharField(choices=[('central', 'Central government'), ('city', 'City government'), ('merchant', 'Merchant-sponsored')], max_length=16, verbose_name='source')),
+                ('is_default', models.BooleanField(default=False, verbose_name="campaign's default fund")),
+                ('campaign', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='funds', to='invoices.campaign', verbose_name='campaign')),
+                ('sponsor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='funds', to='merchants.merchant', verbose_name='sponsoring merchant')),
             ],
             options={
-                "verbose_name": "prize fund",
-                "verbose_name_plural": "prize funds",
-                "ordering": ["campaign", "name"],
+                'verbose_name': 'prize fund',
+                'verbose_name_plural': 'prize funds',
+                'ordering': ['campaign', 'name'],
             },
         ),
         migrations.AddField(
-            model_name="award",
-            name="fund",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="awards",
-                to="prizes.fund",
-                verbose_name="fund",
-            ),
+            model_name='award',
+            name='fund',
+            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='awards', to='prizes.fund', verbose_name='fund'),
         ),
         migrations.CreateModel(
-            name="LedgerAccount",
+            name='LedgerAccount',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[
-                            ("funding", "Funding received"),
-                            ("available", "Available"),
-                            ("reserved", "Reserved for awards"),
-                            ("disbursed", "Paid out"),
-                            ("tax_withheld", "Tax withheld"),
-                        ],
-                        max_length=16,
-                        verbose_name="kind",
-                    ),
-                ),
-                (
-                    "balance",
-                    apps.common.models.MoneyField(default=Decimal("0.00"), verbose_name="balance"),
-                ),
-                (
-                    "fund",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="accounts",
-                        to="prizes.fund",
-                        verbose_name="fund",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('kind', models.CharField(choices=[('funding', 'Funding received'), ('available', 'Available'), ('reserved', 'Reserved for awards'), ('disbursed', 'Paid out'), ('tax_withheld', 'Tax withheld')], max_length=16, verbose_name='kind')),
+                ('balance', apps.common.models.MoneyField(default=Decimal('0.00'), verbose_name='balance')),
+                ('fund', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='accounts', to='prizes.fund', verbose_name='fund')),
             ],
             options={
-                "verbose_name": "ledger account",
-                "verbose_name_plural": "ledger accounts",
-                "ordering": ["fund", "kind"],
+                'verbose_name': 'ledger account',
+                'verbose_name_plural': 'ledger accounts',
+                'ordering': ['fund', 'kind'],
             },
         ),
         migrations.CreateModel(
-            name="Payout",
+            name='Payout',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        auto_now_add=True, db_index=True, verbose_name="created at"
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
-                (
-                    "request_no",
-                    models.CharField(max_length=40, unique=True, verbose_name="request number"),
-                ),
-                ("amount", apps.common.models.MoneyField(verbose_name="amount paid")),
-                (
-                    "tax_withheld",
-                    apps.common.models.MoneyField(
-                        default=Decimal("0.00"), verbose_name="tax withheld"
-                    ),
-                ),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("pending", "Awaiting approval"),
-                            ("approved", "Approved"),
-                            ("sending", "Sending"),
-                            ("processing", "Processing at provider"),
-                            ("unknown", "Outcome unknown"),
-                            ("paid", "Paid"),
-                            ("failed", "Failed"),
-                            ("blocked", "Blocked (invoice reversed)"),
-                            ("cancelled", "Cancelled"),
-                        ],
-                        db_index=True,
-                        default="pending",
-                        max_length=16,
-                        verbose_name="status",
-                    ),
-                ),
-                (
-                    "provider_ref",
-                    models.CharField(
-                        blank=True, default="", max_length=64, verbose_name="provider reference"
-                    ),
-                ),
-                (
-                    "fail_code",
-                    models.CharField(
-                        blank=True, default="", max_length=64, verbose_name="failure code"
-                    ),
-                ),
-                (
-                    "fail_message",
-                    models.CharField(
-                        blank=True, default="", max_length=300, verbose_name="failure message"
-                    ),
-                ),
-                (
-                    "attempts",
-                    models.PositiveSmallIntegerField(default=0, verbose_name="send attempts"),
-                ),
-                ("sent_at", models.DateTimeField(blank=True, null=True, verbose_name="sent at")),
-                (
-                    "finished_at",
-                    models.DateTimeField(
-                        blank=True, db_index=True, null=True, verbose_name="finished at"
-                    ),
-                ),
-                (
-                    "award",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="payouts",
-                        to="prizes.award",
-                        verbose_name="award",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
+                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ('request_no', models.CharField(max_length=40, unique=True, verbose_name='request number')),
+                ('amount', apps.common.models.MoneyField(verbose_name='amount paid')),
+                ('tax_withheld', apps.common.models.MoneyField(default=Decimal('0.00'), verbose_name='tax withheld')),
+                ('status', models.CharField(choices=[('pending', 'Awaiting approval'), ('approved', 'Approved'), ('sending', 'Sending'), ('processing', 'Processing at provider'), ('unknown', 'Outcome unknown'), ('paid', 'Paid'), ('failed', 'Failed'), ('blocked', 'Blocked (invoice reversed)'), ('cancelled', 'Cancelled')], db_index=True, default='pending', max_length=16, verbose_name='status')),
+                ('provider_ref', models.CharField(blank=True, default='', max_length=64, verbose_name='provider reference')),
+                ('fail_code', models.CharField(blank=True, default='', max_length=64, verbose_name='failure code')),
+                ('fail_message', models.CharField(blank=True, default='', max_length=300, verbose_name='failure message')),
+                ('attempts', models.PositiveSmallIntegerField(default=0, verbose_name='send attempts')),
+                ('sent_at', models.DateTimeField(blank=True, null=True, verbose_name='sent at')),
+                ('finished_at', models.DateTimeField(blank=True, db_index=True, null=True, verbose_name='finished at')),
+                ('award', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='payouts', to='prizes.award', verbose_name='award')),
             ],
             options={
-                "verbose_name": "payout",
-                "verbose_name_plural": "payouts",
-                "ordering": ["-created_at"],
+                'verbose_name': 'payout',
+                'verbose_name_plural': 'payouts',
+                'ordering': ['-created_at'],
             },
         ),
         migrations.CreateModel(
-            name="LedgerEntry",
+            name='LedgerEntry',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[
-                            ("deposit", "Funding deposit"),
-                            ("reserve", "Reserved on award"),
-                            ("release", "Released (expired or cancelled)"),
-                            ("disburse", "Paid out"),
-                            ("withhold_tax", "Tax withheld"),
-                            ("recover", "Recovered from winner"),
-                            ("correction", "Correction"),
-                        ],
-                        max_length=16,
-                        verbose_name="kind",
-                    ),
-                ),
-                ("amount", apps.common.models.MoneyField(verbose_name="amount")),
-                (
-                    "key",
-                    models.CharField(max_length=80, unique=True, verbose_name="idempotency key"),
-                ),
-                (
-                    "memo",
-                    models.CharField(blank=True, default="", max_length=300, verbose_name="memo"),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        auto_now_add=True, db_index=True, verbose_name="created at"
-                    ),
-                ),
-                (
-                    "actor",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="by",
-                    ),
-                ),
-                (
-                    "award",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="ledger_entries",
-                        to="prizes.award",
-                        verbose_name="award",
-                    ),
-                ),
-                (
-                    "from_account",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to="prizes.ledgeraccount",
-                        verbose_name="from",
-                    ),
-                ),
-                (
-                    "fund",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="entries",
-                        to="prizes.fund",
-                        verbose_name="fund",
-                    ),
-                ),
-                (
-                    "to_account",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to="prizes.ledgeraccount",
-                        verbose_name="to",
-                    ),
-                ),
-                (
-                    "payout",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="ledger_entries",
-                        to="prizes.payout",
-                        verbose_name="payout",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('kind', models.CharField(choices=[('deposit', 'Funding deposit'), ('reserve', 'Reserved on award'), ('release', 'Released (expired or cancelled)'), ('disburse', 'Paid out'), ('withhold_tax', 'Tax withheld'), ('recover', 'Recovered from winner'), ('correction', 'Correction')], max_length=16, verbose_name='kind')),
+                ('amount', apps.common.models.MoneyField(verbose_name='amount')),
+                ('key', models.CharField(max_length=80, unique=True, verbose_name='idempotency key')),
+                ('memo', models.CharField(blank=True, default='', max_length=300, verbose_name='memo')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
+                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='by')),
+                ('award', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='ledger_entries', to='prizes.award', verbose_name='award')),
+                ('from_account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='prizes.ledgeraccount', verbose_name='from')),
+                ('fund', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='entries', to='prizes.fund', verbose_name='fund')),
+                ('to_account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='prizes.ledgeraccount', verbose_name='to')),
+                ('payout', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='ledger_entries', to='prizes.payout', verbose_name='payout')),
             ],
             options={
-                "verbose_name": "ledger entry",
-                "verbose_name_plural": "ledger entries",
-                "ordering": ["-id"],
+                'verbose_name': 'ledger entry',
+                'verbose_name_plural': 'ledger entries',
+                'ordering': ['-id'],
             },
         ),
         migrations.CreateModel(
-            name="PayoutAccount",
+            name='PayoutAccount',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        auto_now_add=True, db_index=True, verbose_name="created at"
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
-                (
-                    "public_id",
-                    models.UUIDField(
-                        default=uuid.uuid4, editable=False, unique=True, verbose_name="public ID"
-                    ),
-                ),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[("bank_card", "Bank card"), ("wallet", "Wallet")],
-                        max_length=16,
-                        verbose_name="kind",
-                    ),
-                ),
-                (
-                    "account_no",
-                    apps.common.fields.EncryptedTextField(
-                        row_key_field="public_id", verbose_name="account number"
-                    ),
-                ),
-                (
-                    "account_no_index",
-                    apps.common.fields.BlindIndexField(
-                        db_index=True, purpose="account", source="account_no"
-                    ),
-                ),
-                ("account_last4", models.CharField(max_length=4, verbose_name="account ends with")),
-                (
-                    "bank_name",
-                    models.CharField(
-                        blank=True, default="", max_length=100, verbose_name="bank or wallet"
-                    ),
-                ),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("verified", "Verified"),
-                            ("rejected", "Rejected"),
-                            ("disabled", "Disabled"),
-                        ],
-                        max_length=16,
-                        verbose_name="status",
-                    ),
-                ),
-                (
-                    "check_code",
-                    models.CharField(
-                        blank=True, default="", max_length=40, verbose_name="ownership check result"
-                    ),
-                ),
-                (
-                    "verified_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="verified at"),
-                ),
-                (
-                    "consumer",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="payout_accounts",
-                        to="accounts.consumer",
-                        verbose_name="consumer",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
+                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ('public_id', models.UUIDField(default=uuid.uuid4, editable=False, unique=True, verbose_name='public ID')),
+                ('kind', models.CharField(choices=[('bank_card', 'Bank card'), ('wallet', 'Wallet')], max_length=16, verbose_name='kind')),
+                ('account_no', apps.common.fields.EncryptedTextField(row_key_field='public_id', verbose_name='account number')),
+                ('account_no_index', apps.common.fields.BlindIndexField(db_index=True, purpose='account', source='account_no')),
+                ('account_last4', models.CharField(max_length=4, verbose_name='account ends with')),
+                ('bank_name', models.CharField(blank=True, default='', max_length=100, verbose_name='bank or wallet')),
+                ('status', models.CharField(choices=[('verified', 'Verified'), ('rejected', 'Rejected'), ('disabled', 'Disabled')], max_length=16, verbose_name='status')),
+                ('check_code', models.CharField(blank=True, default='', max_length=40, verbose_name='ownership check result')),
+                ('verified_at', models.DateTimeField(blank=True, null=True, verbose_name='verified at')),
+                ('consumer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='payout_accounts', to='accounts.consumer', verbose_name='consumer')),
             ],
             options={
-                "verbose_name": "payout account",
-                "verbose_name_plural": "payout accounts",
-                "ordering": ["-created_at"],
+                'verbose_name': 'payout account',
+                'verbose_name_plural': 'payout accounts',
+                'ordering': ['-created_at'],
             },
         ),
         migrations.AddField(
-            model_name="payout",
-            name="account",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="payouts",
-                to="prizes.payoutaccount",
-                verbose_name="payout account",
-            ),
+            model_name='payout',
+            name='account',
+            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='payouts', to='prizes.payoutaccount', verbose_name='payout account'),
         ),
         migrations.CreateModel(
-            name="PayoutBatch",
+            name='PayoutBatch',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        auto_now_add=True, db_index=True, verbose_name="created at"
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
-                (
-                    "reference",
-                    models.CharField(max_length=32, unique=True, verbose_name="reference"),
-                ),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("submitted", "Submitted for approval"),
-                            ("approved", "Approved"),
-                            ("rejected", "Rejected"),
-                            ("completed", "Completed"),
-                        ],
-                        default="submitted",
-                        max_length=16,
-                        verbose_name="status",
-                    ),
-                ),
-                (
-                    "submitted_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="submitted at"),
-                ),
-                (
-                    "approved_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="approved at"),
-                ),
-                (
-                    "rejected_reason",
-                    models.CharField(
-                        blank=True, default="", max_length=300, verbose_name="rejection reason"
-                    ),
-                ),
-                ("payout_count", models.PositiveIntegerField(default=0, verbose_name="payouts")),
-                (
-                    "total_amount",
-                    apps.common.models.MoneyField(
-                        default=Decimal("0.00"), verbose_name="total paid amount"
-                    ),
-                ),
-                (
-                    "total_tax",
-                    apps.common.models.MoneyField(
-                        default=Decimal("0.00"), verbose_name="total tax withheld"
-                    ),
-                ),
-                (
-                    "approved_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="approved by",
-                    ),
-                ),
-                (
-                    "campaign",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="payout_batches",
-                        to="invoices.campaign",
-                        verbose_name="campaign",
-                    ),
-                ),
-                (
-                    "created_by",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="prepared by",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
+                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ('reference', models.CharField(max_length=32, unique=True, verbose_name='reference')),
+                ('status', models.CharField(choices=[('submitted', 'Submitted for approval'), ('approved', 'Approved'), ('rejected', 'Rejected'), ('completed', 'Completed')], default='submitted', max_length=16, verbose_name='status')),
+                ('submitted_at', models.DateTimeField(blank=True, null=True, verbose_name='submitted at')),
+                ('approved_at', models.DateTimeField(blank=True, null=True, verbose_name='approved at')),
+                ('rejected_reason', models.CharField(blank=True, default='', max_length=300, verbose_name='rejection reason')),
+                ('payout_count', models.PositiveIntegerField(default=0, verbose_name='payouts')),
+                ('total_amount', apps.common.models.MoneyField(default=Decimal('0.00'), verbose_name='total paid amount')),
+                ('total_tax', apps.common.models.MoneyField(default=Decimal('0.00'), verbose_name='total tax withheld')),
+                ('approved_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='approved by')),
+                ('campaign', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='payout_batches', to='invoices.campaign', verbose_name='campaign')),
+                ('created_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='prepared by')),
             ],
             options={
-                "verbose_name": "payout batch",
-                "verbose_name_plural": "payout batches",
-                "ordering": ["-created_at"],
-                "permissions": [
-                    ("prepare_payoutbatch", "Can prepare and submit payout batches (maker)"),
-                    ("approve_payoutbatch", "Can approve or reject payout batches (checker)"),
-                    ("reconcile_payouts", "Can import provider statements and resolve mismatches"),
-                ],
+                'verbose_name': 'payout batch',
+                'verbose_name_plural': 'payout batches',
+                'ordering': ['-created_at'],
+                'permissions': [('prepare_payoutbatch', 'Can prepare and submit payout batches (maker)'), ('approve_payoutbatch', 'Can approve or reject payout batches (checker)'), ('reconcile_payouts', 'Can import provider statements and resolve mismatches')],
             },
         ),
         migrations.AddField(
-            model_name="payout",
-            name="batch",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="payouts",
-                to="prizes.payoutbatch",
-                verbose_name="batch",
-            ),
+            model_name='payout',
+            name='batch',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='payouts', to='prizes.payoutbatch', verbose_name='batch'),
         ),
         migrations.CreateModel(
-            name="PayoutStatusChange",
+            name='PayoutStatusChange',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "from_status",
-                    models.CharField(blank=True, default="", max_length=16, verbose_name="from"),
-                ),
-                ("to_status", models.CharField(max_length=16, verbose_name="to")),
-                ("via", models.CharField(max_length=24, verbose_name="via")),
-                (
-                    "note",
-                    models.CharField(blank=True, default="", max_length=300, verbose_name="note"),
-                ),
-                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="at")),
-                (
-                    "actor",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="by",
-                    ),
-                ),
-                (
-                    "payout",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="history",
-                        to="prizes.payout",
-                        verbose_name="payout",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('from_status', models.CharField(blank=True, default='', max_length=16, verbose_name='from')),
+                ('to_status', models.CharField(max_length=16, verbose_name='to')),
+                ('via', models.CharField(max_length=24, verbose_name='via')),
+                ('note', models.CharField(blank=True, default='', max_length=300, verbose_name='note')),
+                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='at')),
+                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='by')),
+                ('payout', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='history', to='prizes.payout', verbose_name='payout')),
             ],
             options={
-                "verbose_name": "payout status change",
-                "verbose_name_plural": "payout status changes",
-                "ordering": ["payout", "id"],
+                'verbose_name': 'payout status change',
+                'verbose_name_plural': 'payout status changes',
+                'ordering': ['payout', 'id'],
             },
         ),
         migrations.CreateModel(
-            name="PrizePolicy",
+            name='PrizePolicy',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "tax_exempt_limit",
-                    apps.common.models.MoneyField(
-                        default=Decimal("800.00"),
-                        help_text="A prize of at most this amount per invoice is not taxed.",
-                        validators=[django.core.validators.MinValueValidator(Decimal("0.00"))],
-                        verbose_name="tax-exempt prize limit",
-                    ),
-                ),
-                (
-                    "tax_rate",
-                    models.DecimalField(
-                        decimal_places=4,
-                        default=Decimal("0.2000"),
-                        help_text="Above the limit the whole prize is taxed at this rate (0.2000 = 20%).",
-                        max_digits=5,
-                        validators=[
-                            django.core.validators.MinValueValidator(Decimal("0")),
-                            django.core.validators.MaxValueValidator(Decimal("1")),
-                        ],
-                        verbose_name="tax rate",
-                    ),
-                ),
-                (
-                    "claim_days",
-                    models.PositiveSmallIntegerField(
-                        default=30,
-                        help_text="A payable prize not claimed within this many days expires.",
-                        validators=[django.core.validators.MinValueValidator(1)],
-                        verbose_name="days to claim",
-                    ),
-                ),
-                (
-                    "coupon_valid_days",
-                    models.PositiveSmallIntegerField(
-                        default=30,
-                        validators=[django.core.validators.MinValueValidator(1)],
-                        verbose_name="coupon validity (days)",
-                    ),
-                ),
-                (
-                    "reverify_before_payout",
-                    models.BooleanField(
-                        default=True, verbose_name="re-verify the invoice before payout"
-                    ),
-                ),
-                (
-                    "campaign",
-                    models.OneToOneField(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="prize_policy",
-                        to="invoices.campaign",
-                        verbose_name="campaign",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('tax_exempt_limit', apps.common.models.MoneyField(default=Decimal('800.00'), help_text='A prize of at most this amount per invoice is not taxed.', validators=[django.core.validators.MinValueValidator(Decimal('0.00'))], verbose_name='tax-exempt prize limit')),
+                ('tax_rate', models.DecimalField(decimal_places=4, default=Decimal('0.2000'), help_text='Above the limit the whole prize is taxed at this rate (0.2000 = 20%).', max_digits=5, validators=[django.core.validators.MinValueValidator(Decimal('0')), django.core.validators.MaxValueValidator(Decimal('1'))], verbose_name='tax rate')),
+                ('claim_days', models.PositiveSmallIntegerField(default=30, help_text='A payable prize not claimed within this many days expires.', validators=[django.core.validators.MinValueValidator(1)], verbose_name='days to claim')),
+                ('coupon_valid_days', models.PositiveSmallIntegerField(default=30, validators=[django.core.validators.MinValueValidator(1)], verbose_name='coupon validity (days)')),
+                ('reverify_before_payout', models.BooleanField(default=True, verbose_name='re-verify the invoice before payout')),
+                ('campaign', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='prize_policy', to='invoices.campaign', verbose_name='campaign')),
             ],
             options={
-                "verbose_name": "prize policy",
-                "verbose_name_plural": "prize policies",
+                'verbose_name': 'prize policy',
+                'verbose_name_plural': 'prize policies',
             },
         ),
         migrations.CreateModel(
-            name="ProviderStatement",
+            name='ProviderStatement',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        auto_now_add=True, db_index=True, verbose_name="created at"
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
-                ("day", models.DateField(verbose_name="day")),
-                (
-                    "file_name",
-                    models.CharField(
-                        blank=True, default="", max_length=200, verbose_name="file name"
-                    ),
-                ),
-                ("sha256", models.CharField(max_length=64, verbose_name="SHA-256")),
-                ("line_count", models.PositiveIntegerField(default=0, verbose_name="lines")),
-                ("matched_count", models.PositiveIntegerField(default=0, verbose_name="matched")),
-                (
-                    "mismatch_count",
-                    models.PositiveIntegerField(default=0, verbose_name="mismatches"),
-                ),
-                (
-                    "resolved_unknown_count",
-                    models.PositiveIntegerField(default=0, verbose_name="unknown payouts settled"),
-                ),
-                (
-                    "imported_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="imported by",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
+                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ('day', models.DateField(verbose_name='day')),
+                ('file_name', models.CharField(blank=True, default='', max_length=200, verbose_name='file name')),
+                ('sha256', models.CharField(max_length=64, verbose_name='SHA-256')),
+                ('line_count', models.PositiveIntegerField(default=0, verbose_name='lines')),
+                ('matched_count', models.PositiveIntegerField(default=0, verbose_name='matched')),
+                ('mismatch_count', models.PositiveIntegerField(default=0, verbose_name='mismatches')),
+                ('resolved_unknown_count', models.PositiveIntegerField(default=0, verbose_name='unknown payouts settled')),
+                ('imported_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='imported by')),
             ],
             options={
-                "verbose_name": "provider statement",
-                "verbose_name_plural": "provider statements",
-                "ordering": ["-day", "-id"],
+                'verbose_name': 'provider statement',
+                'verbose_name_plural': 'provider statements',
+                'ordering': ['-day', '-id'],
             },
         ),
         migrations.CreateModel(
-            name="ReconciliationIssue",
+            name='ReconciliationIssue',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        auto_now_add=True, db_index=True, verbose_name="created at"
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[
-                            ("missing_at_provider", "Paid here, missing in the statement"),
-                            ("extra_at_provider", "In the statement, unknown or unpaid here"),
-                            ("amount", "Amount differs"),
-                            ("status", "Status differs"),
-                            ("bad_line", "Unreadable statement line"),
-                        ],
-                        max_length=24,
-                        verbose_name="kind",
-                    ),
-                ),
-                (
-                    "request_no",
-                    models.CharField(
-                        blank=True, default="", max_length=64, verbose_name="request number"
-                    ),
-                ),
-                (
-                    "line_no",
-                    models.PositiveIntegerField(
-                        blank=True, null=True, verbose_name="statement line"
-                    ),
-                ),
-                (
-                    "ours",
-                    models.CharField(
-                        blank=True, default="", max_length=200, verbose_name="our record"
-                    ),
-                ),
-                (
-                    "theirs",
-                    models.CharField(
-                        blank=True, default="", max_length=200, verbose_name="provider's record"
-                    ),
-                ),
-                ("resolved", models.BooleanField(default=False, verbose_name="resolved")),
-                (
-                    "resolution_note",
-                    models.CharField(
-                        blank=True, default="", max_length=300, verbose_name="resolution"
-                    ),
-                ),
-                (
-                    "payout",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="reconciliation_issues",
-                        to="prizes.payout",
-                        verbose_name="payout",
-                    ),
-                ),
-                (
-                    "resolved_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="resolved by",
-                    ),
-                ),
-                (
-                    "statement",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="issues",
-                        to="prizes.providerstatement",
-                        verbose_name="statement",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
+                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ('kind', models.CharField(choices=[('missing_at_provider', 'Paid here, missing in the statement'), ('extra_at_provider', 'In the statement, unknown or unpaid here'), ('amount', 'Amount differs'), ('status', 'Status differs'), ('bad_line', 'Unreadable statement line')], max_length=24, verbose_name='kind')),
+                ('request_no', models.CharField(blank=True, default='', max_length=64, verbose_name='request number')),
+                ('line_no', models.PositiveIntegerField(blank=True, null=True, verbose_name='statement line')),
+                ('ours', models.CharField(blank=True, default='', max_length=200, verbose_name='our record')),
+                ('theirs', models.CharField(blank=True, default='', max_length=200, verbose_name="provider's record")),
+                ('resolved', models.BooleanField(default=False, verbose_name='resolved')),
+                ('resolution_note', models.CharField(blank=True, default='', max_length=300, verbose_name='resolution')),
+                ('payout', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='reconciliation_issues', to='prizes.payout', verbose_name='payout')),
+                ('resolved_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='resolved by')),
+                ('statement', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='issues', to='prizes.providerstatement', verbose_name='statement')),
             ],
             options={
-                "verbose_name": "reconciliation issue",
-                "verbose_name_plural": "reconciliation issues",
-                "ordering": ["resolved", "-id"],
+                'verbose_name': 'reconciliation issue',
+                'verbose_name_plural': 'reconciliation issues',
+                'ordering': ['resolved', '-id'],
             },
         ),
         migrations.CreateModel(
-            name="Coupon",
+            name='Coupon',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        auto_now_add=True, db_index=True, verbose_name="created at"
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
-                (
-                    "public_id",
-                    models.UUIDField(
-                        default=uuid.uuid4, editable=False, unique=True, verbose_name="public ID"
-                    ),
-                ),
-                (
-                    "code",
-                    apps.common.fields.EncryptedTextField(
-                        row_key_field="public_id", verbose_name="code"
-                    ),
-                ),
-                (
-                    "code_index",
-                    apps.common.fields.BlindIndexField(
-                        purpose="coupon_code", source="code", unique=True
-                    ),
-                ),
-                ("code_last4", models.CharField(max_length=4, verbose_name="code ends with")),
-                ("face_value", apps.common.models.MoneyField(verbose_name="face value")),
-                (
-                    "min_spend",
-                    apps.common.models.MoneyField(
-                        blank=True, null=True, verbose_name="minimum spend"
-                    ),
-                ),
-                (
-                    "valid_industries",
-                    models.CharField(
-                        blank=True, default="", max_length=200, verbose_name="valid industries"
-                    ),
-                ),
-                ("valid_from", models.DateTimeField(verbose_name="valid from")),
-                (
-                    "valid_until",
-                    models.DateTimeField(blank=True, null=True, verbose_name="valid until"),
-                ),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("issued", "Issued"),
-                            ("redeemed", "Redeemed"),
-                            ("expired", "Expired"),
-                            ("cancelled", "Cancelled"),
-                        ],
-                        db_index=True,
-                        default="issued",
-                        max_length=16,
-                        verbose_name="status",
-                    ),
-                ),
-                (
-                    "redeemed_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="redeemed at"),
-                ),
-                (
-                    "redeemed_key_id",
-                    models.CharField(
-                        blank=True, default="", max_length=40, verbose_name="redeemed with key"
-                    ),
-                ),
-                (
-                    "purchase_amount",
-                    apps.common.models.MoneyField(
-                        blank=True, null=True, verbose_name="purchase amount"
-                    ),
-                ),
-                (
-                    "redemption_ref",
-                    models.CharField(
-                        blank=True, max_length=64, null=True, verbose_name="merchant's reference"
-                    ),
-                ),
-                (
-                    "award",
-                    models.OneToOneField(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="coupon",
-                        to="prizes.award",
-                        verbose_name="award",
-                    ),
-                ),
-                (
-                    "merchant",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="coupons",
-                        to="merchants.merchant",
-                        verbose_name="only at merchant",
-                    ),
-                ),
-                (
-                    "redeemed_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="redemptions",
-                        to="merchants.merchant",
-                        verbose_name="redeemed at merchant",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
+                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ('public_id', models.UUIDField(default=uuid.uuid4, editable=False, unique=True, verbose_name='public ID')),
+                ('code', apps.common.fields.EncryptedTextField(row_key_field='public_id', verbose_name='code')),
+                ('code_index', apps.common.fields.BlindIndexField(purpose='coupon_code', source='code', unique=True)),
+                ('code_last4', models.CharField(max_length=4, verbose_name='code ends with')),
+                ('face_value', apps.common.models.MoneyField(verbose_name='face value')),
+                ('min_spend', apps.common.models.MoneyField(blank=True, null=True, verbose_name='minimum spend')),
+                ('valid_industries', models.CharField(blank=True, default='', max_length=200, verbose_name='valid industries')),
+                ('valid_from', models.DateTimeField(verbose_name='valid from')),
+                ('valid_until', models.DateTimeField(blank=True, null=True, verbose_name='valid until')),
+                ('status', models.CharField(choices=[('issued', 'Issued'), ('redeemed', 'Redeemed'), ('expired', 'Expired'), ('cancelled', 'Cancelled')], db_index=True, default='issued', max_length=16, verbose_name='status')),
+                ('redeemed_at', models.DateTimeField(blank=True, null=True, verbose_name='redeemed at')),
+                ('redeemed_key_id', models.CharField(blank=True, default='', max_length=40, verbose_name='redeemed with key')),
+                ('purchase_amount', apps.common.models.MoneyField(blank=True, null=True, verbose_name='purchase amount')),
+                ('redemption_ref', models.CharField(blank=True, max_length=64, null=True, verbose_name="merchant's reference")),
+                ('award', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='coupon', to='prizes.award', verbose_name='award')),
+                ('merchant', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='coupons', to='merchants.merchant', verbose_name='only at merchant')),
+                ('redeemed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='redemptions', to='merchants.merchant', verbose_name='redeemed at merchant')),
             ],
             options={
-                "verbose_name": "coupon",
-                "verbose_name_plural": "coupons",
-                "ordering": ["-created_at"],
-                "indexes": [
-                    models.Index(fields=["redeemed_by", "-redeemed_at"], name="coupon_redeemed_by"),
-                    models.Index(
-                        fields=["status", "valid_until"], name="coupon_status_valid_until"
-                    ),
-                ],
-                "constraints": [
-                    models.CheckConstraint(
-                        condition=models.Q(("face_value__gt", 0)), name="coupon_value_positive"
-                    ),
-                    models.CheckConstraint(
-                        condition=models.Q(
-                            ("status__in", ["issued", "redeemed", "expired", "cancelled"])
-                        ),
-                        name="coupon_status_valid",
-                    ),
-                    models.CheckConstraint(
-                        condition=models.Q(
-                            models.Q(
-                                ("status", "redeemed"),
-                                ("redeemed_at__isnull", False),
-                                ("redeemed_by__isnull", False),
-                            ),
-                            models.Q(
-                                models.Q(("status", "redeemed"), _negated=True),
-                                ("redeemed_at__isnull", True),
-                            ),
-                            _connector="OR",
-                        ),
-                        name="coupon_redemption_complete",
-                    ),
-                    models.UniqueConstraint(
-                        condition=models.Q(("redemption_ref__isnull", False)),
-                        fields=("redeemed_by", "redemption_ref"),
-                        name="coupon_redemption_ref_unique",
-                    ),
-                ],
+                'verbose_name': 'coupon',
+                'verbose_name_plural': 'coupons',
+                'ordering': ['-created_at'],
+                'indexes': [models.Index(fields=['redeemed_by', '-redeemed_at'], name='coupon_redeemed_by'), models.Index(fields=['status', 'valid_until'], name='coupon_status_valid_until')],
+                'constraints': [models.CheckConstraint(condition=models.Q(('face_value__gt', 0)), name='coupon_value_positive'), models.CheckConstraint(condition=models.Q(('status__in', ['issued', 'redeemed', 'expired', 'cancelled'])), name='coupon_status_valid'), models.CheckConstraint(condition=models.Q(models.Q(('status', 'redeemed'), ('redeemed_at__isnull', False), ('redeemed_by__isnull', False)), models.Q(models.Q(('status', 'redeemed'), _negated=True), ('redeemed_at__isnull', True)), _connector='OR'), name='coupon_redemption_complete'), models.UniqueConstraint(condition=models.Q(('redemption_ref__isnull', False)), fields=('redeemed_by', 'redemption_ref'), name='coupon_redemption_ref_unique')],
             },
         ),
         migrations.AddConstraint(
-            model_name="fund",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("is_default", True)),
-                fields=("campaign",),
-                name="fund_one_default",
-            ),
+            model_name='fund',
+            constraint=models.UniqueConstraint(condition=models.Q(('is_default', True)), fields=('campaign',), name='fund_one_default'),
         ),
         migrations.AddConstraint(
-            model_name="fund",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("sponsor__isnull", False)),
-                fields=("campaign", "sponsor"),
-                name="fund_one_per_sponsor",
-            ),
+            model_name='fund',
+            constraint=models.UniqueConstraint(condition=models.Q(('sponsor__isnull', False)), fields=('campaign', 'sponsor'), name='fund_one_per_sponsor'),
         ),
         migrations.AddConstraint(
-            model_name="fund",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("source__in", ["central", "city", "merchant"])),
-                name="fund_source_valid",
-            ),
+            model_name='fund',
+            constraint=models.CheckConstraint(condition=models.Q(('source__in', ['central', 'city', 'merchant'])), name='fund_source_valid'),
         ),
         migrations.AddConstraint(
-            model_name="fund",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(("source", "merchant"), ("sponsor__isnull", False)),
-                    models.Q(
-                        models.Q(("source", "merchant"), _negated=True), ("sponsor__isnull", True)
-                    ),
-                    _connector="OR",
-                ),
-                name="fund_sponsor_matches_source",
-            ),
+            model_name='fund',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('source', 'merchant'), ('sponsor__isnull', False)), models.Q(models.Q(('source', 'merchant'), _negated=True), ('sponsor__isnull', True)), _connector='OR'), name='fund_sponsor_matches_source'),
         ),
         migrations.AddIndex(
-            model_name="award",
-            index=models.Index(fields=["consumer", "-created_at"], name="award_consumer_recent"),
+            model_name='award',
+            index=models.Index(fields=['consumer', '-created_at'], name='award_consumer_recent'),
         ),
         migrations.AddIndex(
-            model_name="award",
-            index=models.Index(fields=["status", "payable_after"], name="award_status_due"),
+            model_name='award',
+            index=models.Index(fields=['status', 'payable_after'], name='award_status_due'),
         ),
         migrations.AddIndex(
-            model_name="award",
-            index=models.Index(fields=["status", "claim_until"], name="award_status_claim_until"),
+            model_name='award',
+            index=models.Index(fields=['status', 'claim_until'], name='award_status_claim_until'),
         ),
         migrations.AddConstraint(
-            model_name="award",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(
-                        ("source", "instant"),
-                        ("instant_award__isnull", False),
-                        ("draw_winner__isnull", True),
-                    ),
-                    models.Q(
-                        ("source", "periodic"),
-                        ("draw_winner__isnull", False),
-                        ("instant_award__isnull", True),
-                    ),
-                    _connector="OR",
-                ),
-                name="award_one_origin",
-            ),
+            model_name='award',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('source', 'instant'), ('instant_award__isnull', False), ('draw_winner__isnull', True)), models.Q(('source', 'periodic'), ('draw_winner__isnull', False), ('instant_award__isnull', True)), _connector='OR'), name='award_one_origin'),
         ),
         migrations.AddConstraint(
-            model_name="award",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("amount__gt", 0)), name="award_amount_positive"
-            ),
+            model_name='award',
+            constraint=models.CheckConstraint(condition=models.Q(('amount__gt', 0)), name='award_amount_positive'),
         ),
         migrations.AddConstraint(
-            model_name="award",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("tax_withheld__gte", 0), ("tax_withheld__lte", models.F("amount"))
-                ),
-                name="award_tax_range",
-            ),
+            model_name='award',
+            constraint=models.CheckConstraint(condition=models.Q(('tax_withheld__gte', 0), ('tax_withheld__lte', models.F('amount'))), name='award_tax_range'),
         ),
         migrations.AddConstraint(
-            model_name="award",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    (
-                        "net_amount",
-                        django.db.models.expressions.CombinedExpression(
-                            models.F("amount"), "-", models.F("tax_withheld")
-                        ),
-                    )
-                ),
-                name="award_net_is_gross_minus_tax",
-            ),
+            model_name='award',
+            constraint=models.CheckConstraint(condition=models.Q(('net_amount', django.db.models.expressions.CombinedExpression(models.F('amount'), '-', models.F('tax_withheld')))), name='award_net_is_gross_minus_tax'),
         ),
         migrations.AddConstraint(
-            model_name="award",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    (
-                        "status__in",
-                        [
-                            "held",
-                            "payable",
-                            "claimed",
-                            "paid",
-                            "expired",
-                            "cancelled",
-                            "to_recover",
-                            "recovered",
-                        ],
-                    )
-                ),
-                name="award_status_valid",
-            ),
+            model_name='award',
+            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['held', 'payable', 'claimed', 'paid', 'expired', 'cancelled', 'to_recover', 'recovered'])), name='award_status_valid'),
         ),
         migrations.AddConstraint(
-            model_name="award",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("kind__in", ["cash", "coupon", "voucher"])),
-                name="award_kind_valid",
-            ),
+            model_name='award',
+            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['cash', 'coupon', 'voucher'])), name='award_kind_valid'),
         ),
         migrations.AddConstraint(
-            model_name="award",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("kind", "cash"), ("tax_withheld", 0), _connector="OR"),
-                name="award_tax_only_on_cash",
-            ),
+            model_name='award',
+            constraint=models.CheckConstraint(condition=models.Q(('kind', 'cash'), ('tax_withheld', 0), _connector='OR'), name='award_tax_only_on_cash'),
         ),
         migrations.AddConstraint(
-            model_name="ledgeraccount",
-            constraint=models.UniqueConstraint(
-                fields=("fund", "kind"), name="ledgeraccount_fund_kind"
-            ),
+            model_name='ledgeraccount',
+            constraint=models.UniqueConstraint(fields=('fund', 'kind'), name='ledgeraccount_fund_kind'),
         ),
         migrations.AddConstraint(
-            model_name="ledgeraccount",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("kind__in", ["funding", "available", "reserved", "disbursed", "tax_withheld"])
-                ),
-                name="ledgeraccount_kind_valid",
-            ),
+            model_name='ledgeraccount',
+            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['funding', 'available', 'reserved', 'disbursed', 'tax_withheld'])), name='ledgeraccount_kind_valid'),
         ),
         migrations.AddConstraint(
-            model_name="ledgeraccount",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("kind", "funding"), ("balance__gte", 0), _connector="OR"),
-                name="ledgeraccount_balance_not_negative",
-            ),
+            model_name='ledgeraccount',
+            constraint=models.CheckConstraint(condition=models.Q(('kind', 'funding'), ('balance__gte', 0), _connector='OR'), name='ledgeraccount_balance_not_negative'),
         ),
         migrations.AddConstraint(
-            model_name="ledgerentry",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("amount__gt", 0)), name="ledgerentry_amount_positive"
-            ),
+            model_name='ledgerentry',
+            constraint=models.CheckConstraint(condition=models.Q(('amount__gt', 0)), name='ledgerentry_amount_positive'),
         ),
         migrations.AddConstraint(
-            model_name="ledgerentry",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("from_account", models.F("to_account")), _negated=True),
-                name="ledgerentry_two_accounts",
-            ),
+            model_name='ledgerentry',
+            constraint=models.CheckConstraint(condition=models.Q(('from_account', models.F('to_account')), _negated=True), name='ledgerentry_two_accounts'),
         ),
         migrations.AddConstraint(
-            model_name="ledgerentry",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    (
-                        "kind__in",
-                        [
-                            "deposit",
-                            "reserve",
-                            "release",
-                            "disburse",
-                            "withhold_tax",
-                            "recover",
-                            "correction",
-                        ],
-                    )
-                ),
-                name="ledgerentry_kind_valid",
-            ),
+            model_name='ledgerentry',
+            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['deposit', 'reserve', 'release', 'disburse', 'withhold_tax', 'recover', 'correction'])), name='ledgerentry_kind_valid'),
         ),
         migrations.AddConstraint(
-            model_name="payoutaccount",
-            constraint=models.UniqueConstraint(
-                fields=("consumer", "account_no_index"), name="payoutaccount_once_per_consumer"
-            ),
+            model_name='payoutaccount',
+            constraint=models.UniqueConstraint(fields=('consumer', 'account_no_index'), name='payoutaccount_once_per_consumer'),
         ),
         migrations.AddConstraint(
-            model_name="payoutaccount",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("status__in", ["verified", "rejected", "disabled"])),
-                name="payoutaccount_status_valid",
-            ),
+            model_name='payoutaccount',
+            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['verified', 'rejected', 'disabled'])), name='payoutaccount_status_valid'),
         ),
         migrations.AddConstraint(
-            model_name="payoutaccount",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("kind__in", ["bank_card", "wallet"])),
-                name="payoutaccount_kind_valid",
-            ),
+            model_name='payoutaccount',
+            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['bank_card', 'wallet'])), name='payoutaccount_kind_valid'),
         ),
         migrations.AddConstraint(
-            model_name="payoutbatch",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("approved_by__isnull", True),
-                    models.Q(("approved_by", models.F("created_by")), _negated=True),
-                    _connector="OR",
-                ),
-                name="payoutbatch_checker_not_maker",
-            ),
+            model_name='payoutbatch',
+            constraint=models.CheckConstraint(condition=models.Q(('approved_by__isnull', True), models.Q(('approved_by', models.F('created_by')), _negated=True), _connector='OR'), name='payoutbatch_checker_not_maker'),
         ),
         migrations.AddConstraint(
-            model_name="payoutbatch",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("status__in", ["submitted", "approved", "rejected", "completed"])
-                ),
-                name="payoutbatch_status_valid",
-            ),
+            model_name='payoutbatch',
+            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['submitted', 'approved', 'rejected', 'completed'])), name='payoutbatch_status_valid'),
         ),
         migrations.AddIndex(
-            model_name="payout",
-            index=models.Index(fields=["batch", "status"], name="payout_batch_status"),
+            model_name='payout',
+            index=models.Index(fields=['batch', 'status'], name='payout_batch_status'),
         ),
         migrations.AddConstraint(
-            model_name="payout",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(
-                    (
-                        "status__in",
-                        ["pending", "approved", "sending", "processing", "unknown", "paid"],
-                    )
-                ),
-                fields=("award",),
-                name="payout_one_live_per_award",
-            ),
+            model_name='payout',
+            constraint=models.UniqueConstraint(condition=models.Q(('status__in', ['pending', 'approved', 'sending', 'processing', 'unknown', 'paid'])), fields=('award',), name='payout_one_live_per_award'),
         ),
         migrations.AddConstraint(
-            model_name="payout",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("amount__gt", 0)), name="payout_amount_positive"
-            ),
+            model_name='payout',
+            constraint=models.CheckConstraint(condition=models.Q(('amount__gt', 0)), name='payout_amount_positive'),
         ),
         migrations.AddConstraint(
-            model_name="payout",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    (
-                        "status__in",
-                        [
-                            "pending",
-                            "approved",
-                            "sending",
-                            "processing",
-                            "unknown",
-                            "paid",
-                            "failed",
-                            "blocked",
-                            "cancelled",
-                        ],
-                    )
-                ),
-                name="payout_status_valid",
-            ),
+            model_name='payout',
+            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'approved', 'sending', 'processing', 'unknown', 'paid', 'failed', 'blocked', 'cancelled'])), name='payout_status_valid'),
         ),
         migrations.AddConstraint(
-            model_name="prizepolicy",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("tax_rate__gte", 0), ("tax_rate__lte", 1)),
-                name="prizepolicy_rate_range",
-            ),
+            model_name='prizepolicy',
+            constraint=models.CheckConstraint(condition=models.Q(('tax_rate__gte', 0), ('tax_rate__lte', 1)), name='prizepolicy_rate_range'),
         ),
         migrations.AddConstraint(
-            model_name="prizepolicy",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("tax_exempt_limit__gte", 0)), name="prizepolicy_limit_gte_0"
-            ),
+            model_name='prizepolicy',
+            constraint=models.CheckConstraint(condition=models.Q(('tax_exempt_limit__gte', 0)), name='prizepolicy_limit_gte_0'),
         ),
         migrations.AddConstraint(
-            model_name="reconciliationissue",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    (
-                        "kind__in",
-                        [
-                            "missing_at_provider",
-                            "extra_at_provider",
-                            "amount",
-                            "status",
-                            "bad_line",
-                        ],
-                    )
-                ),
-                name="reconissue_kind_valid",
-            ),
+            model_name='reconciliationissue',
+            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['missing_at_provider', 'extra_at_provider', 'amount', 'status', 'bad_line'])), name='reconissue_kind_valid'),
         ),
     ]

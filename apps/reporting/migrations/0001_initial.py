@@ -7,6 +7,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
@@ -15,559 +16,265 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name="AwardFact",
+            name='AwardFact',
             fields=[
-                ("day", models.DateField(verbose_name="day")),
-                (
-                    "area_code",
-                    models.CharField(
-                        blank=True, default="", max_length=6, verbose_name="area code"
-                    ),
-                ),
-                (
-                    "industry_code",
-                    models.CharField(
-                        blank=True, default="", max_length=4, verbose_name="industry code"
-                    ),
-                ),
-                ("campaign_id", models.IntegerField(default=0, verbose_name="campaign ID")),
-                (
-                    "award_id",
-                    models.BigIntegerField(
-                        primary_key=True, serialize=False, verbose_name="award ID"
-                    ),
-                ),
-                ("source", models.CharField(max_length=16, verbose_name="source")),
-                ("kind", models.CharField(max_length=16, verbose_name="kind")),
-                ("tier", models.CharField(max_length=100, verbose_name="prize")),
-                ("status", models.CharField(max_length=16, verbose_name="status")),
-                ("amount", apps.common.models.MoneyField(verbose_name="amount")),
-                ("net_amount", apps.common.models.MoneyField(verbose_name="net amount")),
-                ("tax_withheld", apps.common.models.MoneyField(verbose_name="tax withheld")),
+                ('day', models.DateField(verbose_name='day')),
+                ('area_code', models.CharField(blank=True, default='', max_length=6, verbose_name='area code')),
+                ('industry_code', models.CharField(blank=True, default='', max_length=4, verbose_name='industry code')),
+                ('campaign_id', models.IntegerField(default=0, verbose_name='campaign ID')),
+                ('award_id', models.BigIntegerField(primary_key=True, serialize=False, verbose_name='award ID')),
+                ('source', models.CharField(max_length=16, verbose_name='source')),
+                ('kind', models.CharField(max_length=16, verbose_name='kind')),
+                ('tier', models.CharField(max_length=100, verbose_name='prize')),
+                ('status', models.CharField(max_length=16, verbose_name='status')),
+                ('amount', apps.common.models.MoneyField(verbose_name='amount')),
+                ('net_amount', apps.common.models.MoneyField(verbose_name='net amount')),
+                ('tax_withheld', apps.common.models.MoneyField(verbose_name='tax withheld')),
             ],
             options={
-                "verbose_name": "award fact",
-                "verbose_name_plural": "award facts",
+                'verbose_name': 'award fact',
+                'verbose_name_plural': 'award facts',
             },
         ),
         migrations.CreateModel(
-            name="DeliveryAttempt",
+            name='DeliveryAttempt',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("started_at", models.DateTimeField(verbose_name="started at")),
-                ("event_count", models.PositiveIntegerField(verbose_name="events")),
-                ("first_event", models.BigIntegerField(verbose_name="first event")),
-                ("last_event", models.BigIntegerField(verbose_name="last event")),
-                ("nonce", models.CharField(max_length=64, verbose_name="nonce")),
-                (
-                    "http_status",
-                    models.PositiveSmallIntegerField(
-                        blank=True, null=True, verbose_name="HTTP status"
-                    ),
-                ),
-                ("ok", models.BooleanField(default=False, verbose_name="delivered")),
-                (
-                    "error",
-                    models.CharField(blank=True, default="", max_length=300, verbose_name="error"),
-                ),
-                (
-                    "duration_ms",
-                    models.PositiveIntegerField(default=0, verbose_name="duration (ms)"),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('started_at', models.DateTimeField(verbose_name='started at')),
+                ('event_count', models.PositiveIntegerField(verbose_name='events')),
+                ('first_event', models.BigIntegerField(verbose_name='first event')),
+                ('last_event', models.BigIntegerField(verbose_name='last event')),
+                ('nonce', models.CharField(max_length=64, verbose_name='nonce')),
+                ('http_status', models.PositiveSmallIntegerField(blank=True, null=True, verbose_name='HTTP status')),
+                ('ok', models.BooleanField(default=False, verbose_name='delivered')),
+                ('error', models.CharField(blank=True, default='', max_length=300, verbose_name='error')),
+                ('duration_ms', models.PositiveIntegerField(default=0, verbose_name='duration (ms)')),
             ],
             options={
-                "verbose_name": "delivery attempt",
-                "verbose_name_plural": "delivery log",
-                "ordering": ["-id"],
+                'verbose_name': 'delivery attempt',
+                'verbose_name_plural': 'delivery log',
+                'ordering': ['-id'],
             },
         ),
         migrations.CreateModel(
-            name="InvoiceFact",
+            name='InvoiceFact',
             fields=[
-                ("day", models.DateField(verbose_name="day")),
-                (
-                    "area_code",
-                    models.CharField(
-                        blank=True, default="", max_length=6, verbose_name="area code"
-                    ),
-                ),
-                (
-                    "industry_code",
-                    models.CharField(
-                        blank=True, default="", max_length=4, verbose_name="industry code"
-                    ),
-                ),
-                ("campaign_id", models.IntegerField(default=0, verbose_name="campaign ID")),
-                (
-                    "invoice_id",
-                    models.BigIntegerField(
-                        primary_key=True, serialize=False, verbose_name="invoice ID"
-                    ),
-                ),
-                (
-                    "merchant_id",
-                    models.BigIntegerField(blank=True, null=True, verbose_name="merchant ID"),
-                ),
-                ("consumer_id", models.BigIntegerField(verbose_name="consumer ID")),
-                ("status", models.CharField(max_length=16, verbose_name="status")),
-                (
-                    "rejection_code",
-                    models.CharField(
-                        blank=True, default="", max_length=64, verbose_name="rejection code"
-                    ),
-                ),
-                (
-                    "verified",
-                    models.BooleanField(
-                        default=False, verbose_name="verified by the tax authority"
-                    ),
-                ),
-                ("total", apps.common.models.MoneyField(verbose_name="total with tax")),
+                ('day', models.DateField(verbose_name='day')),
+                ('area_code', models.CharField(blank=True, default='', max_length=6, verbose_name='area code')),
+                ('industry_code', models.CharField(blank=True, default='', max_length=4, verbose_name='industry code')),
+                ('campaign_id', models.IntegerField(default=0, verbose_name='campaign ID')),
+                ('invoice_id', models.BigIntegerField(primary_key=True, serialize=False, verbose_name='invoice ID')),
+                ('merchant_id', models.BigIntegerField(blank=True, null=True, verbose_name='merchant ID')),
+                ('consumer_id', models.BigIntegerField(verbose_name='consumer ID')),
+                ('status', models.CharField(max_length=16, verbose_name='status')),
+                ('rejection_code', models.CharField(blank=True, default='', max_length=64, verbose_name='rejection code')),
+                ('verified', models.BooleanField(default=False, verbose_name='verified by the tax authority')),
+                ('total', apps.common.models.MoneyField(verbose_name='total with tax')),
             ],
             options={
-                "verbose_name": "invoice fact",
-                "verbose_name_plural": "invoice facts",
+                'verbose_name': 'invoice fact',
+                'verbose_name_plural': 'invoice facts',
             },
         ),
         migrations.CreateModel(
-            name="AwardRollup",
+            name='AwardRollup',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("day", models.DateField(verbose_name="day")),
-                (
-                    "area_code",
-                    models.CharField(
-                        blank=True, default="", max_length=6, verbose_name="area code"
-                    ),
-                ),
-                (
-                    "industry_code",
-                    models.CharField(
-                        blank=True, default="", max_length=4, verbose_name="industry code"
-                    ),
-                ),
-                ("campaign_id", models.IntegerField(default=0, verbose_name="campaign ID")),
-                ("source", models.CharField(max_length=16, verbose_name="source")),
-                ("kind", models.CharField(max_length=16, verbose_name="kind")),
-                ("tier", models.CharField(max_length=100, verbose_name="prize")),
-                ("awarded", models.BigIntegerField(default=0, verbose_name="awarded")),
-                (
-                    "awarded_amount",
-                    apps.common.models.MoneyField(default=0, verbose_name="awarded amount"),
-                ),
-                ("paid", models.BigIntegerField(default=0, verbose_name="paid / redeemed")),
-                ("paid_net", apps.common.models.MoneyField(default=0, verbose_name="net paid")),
-                (
-                    "tax_withheld",
-                    apps.common.models.MoneyField(default=0, verbose_name="tax withheld"),
-                ),
-                (
-                    "voided",
-                    models.BigIntegerField(
-                        default=0, verbose_name="cancelled, expired or recovered"
-                    ),
-                ),
-                ("version", models.BigIntegerField(default=0, verbose_name="version")),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('day', models.DateField(verbose_name='day')),
+                ('area_code', models.CharField(blank=True, default='', max_length=6, verbose_name='area code')),
+                ('industry_code', models.CharField(blank=True, default='', max_length=4, verbose_name='industry code')),
+                ('campaign_id', models.IntegerField(default=0, verbose_name='campaign ID')),
+                ('source', models.CharField(max_length=16, verbose_name='source')),
+                ('kind', models.CharField(max_length=16, verbose_name='kind')),
+                ('tier', models.CharField(max_length=100, verbose_name='prize')),
+                ('awarded', models.BigIntegerField(default=0, verbose_name='awarded')),
+                ('awarded_amount', apps.common.models.MoneyField(default=0, verbose_name='awarded amount')),
+                ('paid', models.BigIntegerField(default=0, verbose_name='paid / redeemed')),
+                ('paid_net', apps.common.models.MoneyField(default=0, verbose_name='net paid')),
+                ('tax_withheld', apps.common.models.MoneyField(default=0, verbose_name='tax withheld')),
+                ('voided', models.BigIntegerField(default=0, verbose_name='cancelled, expired or recovered')),
+                ('version', models.BigIntegerField(default=0, verbose_name='version')),
             ],
             options={
-                "verbose_name": "award rollup",
-                "verbose_name_plural": "award rollups",
-                "indexes": [
-                    models.Index(fields=["campaign_id", "day"], name="awardrollup_campaign_day")
-                ],
-                "constraints": [
-                    models.UniqueConstraint(
-                        fields=(
-                            "day",
-                            "area_code",
-                            "industry_code",
-                            "campaign_id",
-                            "source",
-                            "kind",
-                            "tier",
-                        ),
-                        name="awardrollup_cell_unique",
-                    )
-                ],
+                'verbose_name': 'award rollup',
+                'verbose_name_plural': 'award rollups',
+                'indexes': [models.Index(fields=['campaign_id', 'day'], name='awardrollup_campaign_day')],
+                'constraints': [models.UniqueConstraint(fields=('day', 'area_code', 'industry_code', 'campaign_id', 'source', 'kind', 'tier'), name='awardrollup_cell_unique')],
             },
         ),
         migrations.CreateModel(
-            name="DailyRollup",
+            name='DailyRollup',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("day", models.DateField(verbose_name="day")),
-                (
-                    "area_code",
-                    models.CharField(
-                        blank=True, default="", max_length=6, verbose_name="area code"
-                    ),
-                ),
-                (
-                    "industry_code",
-                    models.CharField(
-                        blank=True, default="", max_length=4, verbose_name="industry code"
-                    ),
-                ),
-                ("campaign_id", models.IntegerField(default=0, verbose_name="campaign ID")),
-                ("submitted", models.BigIntegerField(default=0, verbose_name="submitted")),
-                ("verified", models.BigIntegerField(default=0, verbose_name="verified")),
-                ("pending", models.BigIntegerField(default=0, verbose_name="pending")),
-                ("held", models.BigIntegerField(default=0, verbose_name="held for review (risk)")),
-                ("accepted", models.BigIntegerField(default=0, verbose_name="entered")),
-                ("rejected", models.BigIntegerField(default=0, verbose_name="rejected")),
-                ("reversed", models.BigIntegerField(default=0, verbose_name="reversed")),
-                (
-                    "submitted_total",
-                    apps.common.models.MoneyField(default=0, verbose_name="submitted total"),
-                ),
-                (
-                    "entered_total",
-                    apps.common.models.MoneyField(default=0, verbose_name="entered total"),
-                ),
-                (
-                    "participants",
-                    models.BigIntegerField(default=0, verbose_name="participants (distinct)"),
-                ),
-                ("version", models.BigIntegerField(default=0, verbose_name="version")),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('day', models.DateField(verbose_name='day')),
+                ('area_code', models.CharField(blank=True, default='', max_length=6, verbose_name='area code')),
+                ('industry_code', models.CharField(blank=True, default='', max_length=4, verbose_name='industry code')),
+                ('campaign_id', models.IntegerField(default=0, verbose_name='campaign ID')),
+                ('submitted', models.BigIntegerField(default=0, verbose_name='submitted')),
+                ('verified', models.BigIntegerField(default=0, verbose_name='verified')),
+                ('pending', models.BigIntegerField(default=0, verbose_name='pending')),
+                ('held', models.BigIntegerField(default=0, verbose_name='held for review (risk)')),
+                ('accepted', models.BigIntegerField(default=0, verbose_name='entered')),
+                ('rejected', models.BigIntegerField(default=0, verbose_name='rejected')),
+                ('reversed', models.BigIntegerField(default=0, verbose_name='reversed')),
+                ('submitted_total', apps.common.models.MoneyField(default=0, verbose_name='submitted total')),
+                ('entered_total', apps.common.models.MoneyField(default=0, verbose_name='entered total')),
+                ('participants', models.BigIntegerField(default=0, verbose_name='participants (distinct)')),
+                ('version', models.BigIntegerField(default=0, verbose_name='version')),
             ],
             options={
-                "verbose_name": "daily invoice rollup",
-                "verbose_name_plural": "daily invoice rollups",
-                "permissions": [
-                    ("view_dashboard", "Can view the statistics dashboard and export its data"),
-                    ("view_small_cells", "Can see and export small cells unsuppressed"),
-                ],
-                "indexes": [
-                    models.Index(fields=["campaign_id", "day"], name="dailyrollup_campaign_day")
-                ],
-                "constraints": [
-                    models.UniqueConstraint(
-                        fields=("day", "area_code", "industry_code", "campaign_id"),
-                        name="dailyrollup_cell_unique",
-                    )
-                ],
+                'verbose_name': 'daily invoice rollup',
+                'verbose_name_plural': 'daily invoice rollups',
+                'permissions': [('view_dashboard', 'Can view the statistics dashboard and export its data'), ('view_small_cells', 'Can see and export small cells unsuppressed')],
+                'indexes': [models.Index(fields=['campaign_id', 'day'], name='dailyrollup_campaign_day')],
+                'constraints': [models.UniqueConstraint(fields=('day', 'area_code', 'industry_code', 'campaign_id'), name='dailyrollup_cell_unique')],
             },
         ),
         migrations.CreateModel(
-            name="Dashboard",
-            fields=[],
-            options={
-                "verbose_name": "statistics dashboard",
-                "verbose_name_plural": "statistics dashboard",
-                "proxy": True,
-                "default_permissions": (),
-                "indexes": [],
-                "constraints": [],
-            },
-            bases=("reporting.dailyrollup",),
-        ),
-        migrations.CreateModel(
-            name="DayParticipants",
+            name='Dashboard',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("day", models.DateField(verbose_name="day")),
-                ("campaign_id", models.IntegerField(default=0, verbose_name="campaign ID")),
-                (
-                    "participants",
-                    models.BigIntegerField(default=0, verbose_name="participants (distinct)"),
-                ),
-                ("version", models.BigIntegerField(default=0, verbose_name="version")),
             ],
             options={
-                "verbose_name": "daily participants",
-                "verbose_name_plural": "daily participants",
-                "constraints": [
-                    models.UniqueConstraint(
-                        fields=("day", "campaign_id"), name="dayparticipants_unique"
-                    )
-                ],
+                'verbose_name': 'statistics dashboard',
+                'verbose_name_plural': 'statistics dashboard',
+                'proxy': True,
+                'default_permissions': (),
+                'indexes': [],
+                'constraints': [],
+            },
+            bases=('reporting.dailyrollup',),
+        ),
+        migrations.CreateModel(
+            name='DayParticipants',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('day', models.DateField(verbose_name='day')),
+                ('campaign_id', models.IntegerField(default=0, verbose_name='campaign ID')),
+                ('participants', models.BigIntegerField(default=0, verbose_name='participants (distinct)')),
+                ('version', models.BigIntegerField(default=0, verbose_name='version')),
+            ],
+            options={
+                'verbose_name': 'daily participants',
+                'verbose_name_plural': 'daily participants',
+                'constraints': [models.UniqueConstraint(fields=('day', 'campaign_id'), name='dayparticipants_unique')],
             },
         ),
         migrations.CreateModel(
-            name="MerchantRollup",
+            name='MerchantRollup',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("day", models.DateField(verbose_name="day")),
-                ("merchant_id", models.BigIntegerField(verbose_name="merchant ID")),
-                ("campaign_id", models.IntegerField(default=0, verbose_name="campaign ID")),
-                ("submitted", models.BigIntegerField(default=0, verbose_name="submitted")),
-                ("accepted", models.BigIntegerField(default=0, verbose_name="entered")),
-                (
-                    "entered_total",
-                    apps.common.models.MoneyField(default=0, verbose_name="entered total"),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('day', models.DateField(verbose_name='day')),
+                ('merchant_id', models.BigIntegerField(verbose_name='merchant ID')),
+                ('campaign_id', models.IntegerField(default=0, verbose_name='campaign ID')),
+                ('submitted', models.BigIntegerField(default=0, verbose_name='submitted')),
+                ('accepted', models.BigIntegerField(default=0, verbose_name='entered')),
+                ('entered_total', apps.common.models.MoneyField(default=0, verbose_name='entered total')),
             ],
             options={
-                "verbose_name": "merchant rollup",
-                "verbose_name_plural": "merchant rollups",
-                "indexes": [
-                    models.Index(fields=["merchant_id", "day"], name="merchantrollup_merchant")
-                ],
-                "constraints": [
-                    models.UniqueConstraint(
-                        fields=("day", "merchant_id", "campaign_id"), name="merchantrollup_unique"
-                    )
-                ],
+                'verbose_name': 'merchant rollup',
+                'verbose_name_plural': 'merchant rollups',
+                'indexes': [models.Index(fields=['merchant_id', 'day'], name='merchantrollup_merchant')],
+                'constraints': [models.UniqueConstraint(fields=('day', 'merchant_id', 'campaign_id'), name='merchantrollup_unique')],
             },
         ),
         migrations.CreateModel(
-            name="MerchantTotal",
+            name='MerchantTotal',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("merchant_id", models.BigIntegerField(verbose_name="merchant ID")),
-                ("campaign_id", models.IntegerField(default=0, verbose_name="campaign ID")),
-                ("submitted", models.BigIntegerField(default=0, verbose_name="submitted")),
-                ("accepted", models.BigIntegerField(default=0, verbose_name="entered")),
-                (
-                    "entered_total",
-                    apps.common.models.MoneyField(default=0, verbose_name="entered total"),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('merchant_id', models.BigIntegerField(verbose_name='merchant ID')),
+                ('campaign_id', models.IntegerField(default=0, verbose_name='campaign ID')),
+                ('submitted', models.BigIntegerField(default=0, verbose_name='submitted')),
+                ('accepted', models.BigIntegerField(default=0, verbose_name='entered')),
+                ('entered_total', apps.common.models.MoneyField(default=0, verbose_name='entered total')),
             ],
             options={
-                "verbose_name": "merchant total",
-                "verbose_name_plural": "merchant totals",
-                "indexes": [
-                    models.Index(fields=["campaign_id", "-accepted"], name="merchanttotal_top")
-                ],
-                "constraints": [
-                    models.UniqueConstraint(
-                        fields=("merchant_id", "campaign_id"), name="merchanttotal_unique"
-                    )
-                ],
+                'verbose_name': 'merchant total',
+                'verbose_name_plural': 'merchant totals',
+                'indexes': [models.Index(fields=['campaign_id', '-accepted'], name='merchanttotal_top')],
+                'constraints': [models.UniqueConstraint(fields=('merchant_id', 'campaign_id'), name='merchanttotal_unique')],
             },
         ),
         migrations.CreateModel(
-            name="OutboxEvent",
+            name='OutboxEvent',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("event_id", models.UUIDField(unique=True, verbose_name="event ID")),
-                ("stream", models.CharField(max_length=120, verbose_name="stream")),
-                ("seq", models.BigIntegerField(verbose_name="sequence in stream")),
-                ("event_type", models.CharField(max_length=40, verbose_name="type")),
-                ("payload", models.JSONField(verbose_name="payload")),
-                ("occurred_at", models.DateTimeField(verbose_name="occurred at")),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("pending", "Waiting to be sent"),
-                            ("delivered", "Delivered"),
-                            ("dead", "Dead letter"),
-                        ],
-                        default="pending",
-                        max_length=16,
-                        verbose_name="status",
-                    ),
-                ),
-                ("attempts", models.PositiveIntegerField(default=0, verbose_name="attempts")),
-                (
-                    "next_attempt_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="next attempt at"),
-                ),
-                (
-                    "last_error",
-                    models.CharField(
-                        blank=True, default="", max_length=300, verbose_name="last error"
-                    ),
-                ),
-                (
-                    "delivered_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="delivered at"),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('event_id', models.UUIDField(unique=True, verbose_name='event ID')),
+                ('stream', models.CharField(max_length=120, verbose_name='stream')),
+                ('seq', models.BigIntegerField(verbose_name='sequence in stream')),
+                ('event_type', models.CharField(max_length=40, verbose_name='type')),
+                ('payload', models.JSONField(verbose_name='payload')),
+                ('occurred_at', models.DateTimeField(verbose_name='occurred at')),
+                ('status', models.CharField(choices=[('pending', 'Waiting to be sent'), ('delivered', 'Delivered'), ('dead', 'Dead letter')], default='pending', max_length=16, verbose_name='status')),
+                ('attempts', models.PositiveIntegerField(default=0, verbose_name='attempts')),
+                ('next_attempt_at', models.DateTimeField(blank=True, null=True, verbose_name='next attempt at')),
+                ('last_error', models.CharField(blank=True, default='', max_length=300, verbose_name='last error')),
+                ('delivered_at', models.DateTimeField(blank=True, null=True, verbose_name='delivered at')),
             ],
             options={
-                "verbose_name": "outbox event",
-                "verbose_name_plural": "outbox events",
-                "ordering": ["id"],
-                "permissions": [("replay_outboxevent", "Can replay dead-letter events")],
-                "indexes": [
-                    models.Index(
-                        condition=models.Q(("status", "pending")),
-                        fields=["id"],
-                        name="outboxevent_pending",
-                    )
-                ],
-                "constraints": [
-                    models.UniqueConstraint(
-                        fields=("stream", "seq"), name="outboxevent_stream_seq"
-                    ),
-                    models.CheckConstraint(
-                        condition=models.Q(("status__in", ["pending", "delivered", "dead"])),
-                        name="outboxevent_status_valid",
-                    ),
-                ],
+                'verbose_name': 'outbox event',
+                'verbose_name_plural': 'outbox events',
+                'ordering': ['id'],
+                'permissions': [('replay_outboxevent', 'Can replay dead-letter events')],
+                'indexes': [models.Index(condition=models.Q(('status', 'pending')), fields=['id'], name='outboxevent_pending')],
+                'constraints': [models.UniqueConstraint(fields=('stream', 'seq'), name='outboxevent_stream_seq'), models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'delivered', 'dead'])), name='outboxevent_status_valid')],
             },
         ),
         migrations.CreateModel(
-            name="ParticipationKey",
+            name='ParticipationKey',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("day", models.DateField(verbose_name="day")),
-                (
-                    "area_code",
-                    models.CharField(
-                        blank=True, default="", max_length=6, verbose_name="area code"
-                    ),
-                ),
-                (
-                    "industry_code",
-                    models.CharField(
-                        blank=True, default="", max_length=4, verbose_name="industry code"
-                    ),
-                ),
-                ("campaign_id", models.IntegerField(default=0, verbose_name="campaign ID")),
-                ("scope", models.CharField(max_length=4, verbose_name="scope")),
-                ("consumer_id", models.BigIntegerField(verbose_name="consumer ID")),
-                ("n", models.IntegerField(default=0, verbose_name="invoices")),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('day', models.DateField(verbose_name='day')),
+                ('area_code', models.CharField(blank=True, default='', max_length=6, verbose_name='area code')),
+                ('industry_code', models.CharField(blank=True, default='', max_length=4, verbose_name='industry code')),
+                ('campaign_id', models.IntegerField(default=0, verbose_name='campaign ID')),
+                ('scope', models.CharField(max_length=4, verbose_name='scope')),
+                ('consumer_id', models.BigIntegerField(verbose_name='consumer ID')),
+                ('n', models.IntegerField(default=0, verbose_name='invoices')),
             ],
             options={
-                "verbose_name": "participation key",
-                "verbose_name_plural": "participation keys",
-                "constraints": [
-                    models.UniqueConstraint(
-                        fields=(
-                            "scope",
-                            "day",
-                            "area_code",
-                            "industry_code",
-                            "campaign_id",
-                            "consumer_id",
-                        ),
-                        name="participationkey_unique",
-                    )
-                ],
+                'verbose_name': 'participation key',
+                'verbose_name_plural': 'participation keys',
+                'constraints': [models.UniqueConstraint(fields=('scope', 'day', 'area_code', 'industry_code', 'campaign_id', 'consumer_id'), name='participationkey_unique')],
             },
         ),
         migrations.CreateModel(
-            name="PartnerAPIKey",
+            name='PartnerAPIKey',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        auto_now_add=True, db_index=True, verbose_name="created at"
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
-                ("key_id", models.CharField(max_length=40, unique=True, verbose_name="key ID")),
-                ("partner", models.CharField(max_length=200, verbose_name="partner")),
-                ("secret_hash", models.CharField(max_length=128, verbose_name="secret (hash)")),
-                ("scopes", models.JSONField(default=list, verbose_name="scopes")),
-                ("expires_at", models.DateTimeField(verbose_name="expires at")),
-                (
-                    "revoked_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="revoked at"),
-                ),
-                (
-                    "revoked_reason",
-                    models.CharField(blank=True, max_length=300, verbose_name="revocation reason"),
-                ),
-                (
-                    "last_used_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="last used at"),
-                ),
-                (
-                    "created_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="issued by",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
+                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ('key_id', models.CharField(max_length=40, unique=True, verbose_name='key ID')),
+                ('partner', models.CharField(max_length=200, verbose_name='partner')),
+                ('secret_hash', models.CharField(max_length=128, verbose_name='secret (hash)')),
+                ('scopes', models.JSONField(default=list, verbose_name='scopes')),
+                ('expires_at', models.DateTimeField(verbose_name='expires at')),
+                ('revoked_at', models.DateTimeField(blank=True, null=True, verbose_name='revoked at')),
+                ('revoked_reason', models.CharField(blank=True, max_length=300, verbose_name='revocation reason')),
+                ('last_used_at', models.DateTimeField(blank=True, null=True, verbose_name='last used at')),
+                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='issued by')),
             ],
             options={
-                "verbose_name": "partner API key",
-                "verbose_name_plural": "partner API keys",
-                "ordering": ["-created_at"],
-                "permissions": [
-                    ("issue_partnerapikey", "Can issue partner API keys"),
-                    ("revoke_partnerapikey", "Can revoke partner API keys"),
-                ],
+                'verbose_name': 'partner API key',
+                'verbose_name_plural': 'partner API keys',
+                'ordering': ['-created_at'],
+                'permissions': [('issue_partnerapikey', 'Can issue partner API keys'), ('revoke_partnerapikey', 'Can revoke partner API keys')],
             },
         ),
         migrations.CreateModel(
-            name="RejectionRollup",
+            name='RejectionRollup',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("day", models.DateField(verbose_name="day")),
-                (
-                    "area_code",
-                    models.CharField(
-                        blank=True, default="", max_length=6, verbose_name="area code"
-                    ),
-                ),
-                (
-                    "industry_code",
-                    models.CharField(
-                        blank=True, default="", max_length=4, verbose_name="industry code"
-                    ),
-                ),
-                ("campaign_id", models.IntegerField(default=0, verbose_name="campaign ID")),
-                ("reason", models.CharField(max_length=64, verbose_name="reason")),
-                ("count", models.BigIntegerField(default=0, verbose_name="count")),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('day', models.DateField(verbose_name='day')),
+                ('area_code', models.CharField(blank=True, default='', max_length=6, verbose_name='area code')),
+                ('industry_code', models.CharField(blank=True, default='', max_length=4, verbose_name='industry code')),
+                ('campaign_id', models.IntegerField(default=0, verbose_name='campaign ID')),
+                ('reason', models.CharField(max_length=64, verbose_name='reason')),
+                ('count', models.BigIntegerField(default=0, verbose_name='count')),
             ],
             options={
-                "verbose_name": "rejection rollup",
-                "verbose_name_plural": "rejection rollups",
-                "constraints": [
-                    models.UniqueConstraint(
-                        fields=("day", "area_code", "industry_code", "campaign_id", "reason"),
-                        name="rejectionrollup_cell_unique",
-                    )
-                ],
+                'verbose_name': 'rejection rollup',
+                'verbose_name_plural': 'rejection rollups',
+                'constraints': [models.UniqueConstraint(fields=('day', 'area_code', 'industry_code', 'campaign_id', 'reason'), name='rejectionrollup_cell_unique')],
             },
         ),
     ]

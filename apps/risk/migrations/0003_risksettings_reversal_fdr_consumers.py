@@ -5,20 +5,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("risk", "0002_risksettings_reversal_fdr"),
+        ('risk', '0002_risksettings_reversal_fdr'),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name="risksettings",
-            name="reversal_fdr",
-            field=models.DecimalField(
-                decimal_places=3,
-                default=Decimal("0.010"),
-                help_text="Sellers and consumers whose reversals after entry pass the Benjamini–Hochberg procedure at this rate become alerts (between 0.001 and 0.2).",
-                max_digits=4,
-                verbose_name="false-discovery rate of the reversal test",
-            ),
+            model_name='risksettings',
+            name='reversal_fdr',
+            field=models.DecimalField(decimal_places=3, default=Decimal('0.010'), help_text='Sellers and consumers whose reversals after entry pass the Benjamini–Hochberg procedure at this rate become alerts (between 0.001 and 0.2).', max_digits=4, verbose_name='false-discovery rate of the reversal test'),
         ),
     ]
