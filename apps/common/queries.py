@@ -328,10 +328,11 @@ def _send(last: Ahead):
     # One read alone, or several fused into one statement (`_fused_reads`), plainly; but a
     # statement that opens a transaction goes through the pipeline, where its `BEGIN` travels
     # with it.
-    fused = None if len(reads) == 1 or prelude or not _can_pipeline(db) else _fused_reads(reads)
+    pipeline = _can_pipeline(db)
+    fused = None if len(reads) == 1 or prelude or not pipeline else _fused_reads(reads)
     if (len(reads) == 1 and not prelude) or fused is not None:
         sql, params = fused or (last.sql, last.params)
-        begin = _can_pipeline(db) and _begin_pending(db.connection)
+        begin = pipeline and _begin_pending(db.connection)
         with db.cursor() as cursor:
             with pipelined() if begin else nullcontext():
                 cursor.execute(sql, params)
@@ -455,16 +456,27 @@ def _instance(model, names: list[str], converters: dict, values: list):
     return model.from_db(db.alias, names, values)
 
 
-def model_row_query(model, column: str, value, *, for_update: bool = False) -> tuple[str, list]:
+def model_row_query(
+    model,
+    column: str,
+    value,
+    *,
+    for_update: bool = False,
+    extra: Sequence[str] = (),
+    extra_params=(),
+) -> tuple[str, list]:
     """The plain `SELECT` of `model`'s row whose `column` equals `value` (a unique column), for
-    `model_from_row`; `for_update` locks the row for the transaction (on backends that can)."""
+    `model_from_row`; `for_update` locks the row for the transaction (on backends that can).
+    `extra`: expressions selected after the model's columns (with `extra_params`), e.g. a
+    sequence's next value; `model_from_row` ignores them."""
     db = _db()
     columns, _names, _converters = _read_plan(model, db.alias)
     field = next(f for f in model._meta.concrete_fields if f.column == column)
     q = db.ops.quote_name
     lock = " FOR UPDATE" if for_update and db.features.has_select_for_update else ""
-    sql = f"SELECT {columns} FROM {q(model._meta.db_table)} WHERE {q(column)} = %s{lock}"  # noqa: S608 - names only
-    return sql, [field.get_db_prep_value(value, db)]
+    selected = ", ".join([columns, *extra])
+    sql = f"SELECT {selected} FROM {q(model._meta.db_table)} WHERE {q(column)} = %s{lock}"  # noqa: S608 - names only
+    return sql, [*extra_params, field.get_db_prep_value(value, db)]
 
 
 def model_from_row(model, row):
@@ -474,7 +486,7 @@ def model_from_row(model, row):
         return None
     db = _db()
     _columns, names, converters = _read_plan(model, db.alias)
-    return _instance(model, names, converters, list(row))
+    return _instance(model, names, converters, list(row[: len(names)]))
 
 
 def model_row(model, column: str, value, *, for_update: bool = False, prelude: Sequence[str] = ()):

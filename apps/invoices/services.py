@@ -287,25 +287,25 @@ def _consumer_lock(consumer_id: int, *, new_invoice: bool = False):
     look-up or write by key) and, for a new submission (`new_invoice`), draws the new
     invoice's id from its sequence, so that its INSERT can go with the transaction's batched
     writes: one statement instead of three (`_locked` reads the row, `_new_id` the id)."""
-    sql, params = model_row_query(Consumer, "id", consumer_id, for_update=True)
     if connection.vendor != "postgresql":
-        return read_ahead(sql, params)
-    setting, value = GENERIC_PLANS_SETTING
-    extra, extra_params = ["set_config(%s, %s, true)"], [setting, value]
+        return read_ahead(*model_row_query(Consumer, "id", consumer_id, for_update=True))
+    extra, extra_params = ["set_config(%s, %s, true)"], list(GENERIC_PLANS_SETTING)
     if new_invoice:
         ids_sql, ids_params = next_ids_query(Invoice)
         extra.append(ids_sql.removeprefix("SELECT "))
         extra_params += ids_params
-    head, tail = sql.split(" FROM ", 1)
-    return read_ahead(f"{head}, {', '.join(extra)} FROM {tail}", [*extra_params, *params])
+    return read_ahead(
+        *model_row_query(
+            Consumer, "id", consumer_id, for_update=True, extra=extra, extra_params=extra_params
+        )
+    )
 
 
 _CONSUMER_COLUMNS = len(Consumer._meta.concrete_fields)
 
 
 def _locked(lock) -> Consumer:
-    row = lock.row()
-    consumer = model_from_row(Consumer, None if row is None else row[:_CONSUMER_COLUMNS])
+    consumer = model_from_row(Consumer, lock.row())
     if consumer is None:
         raise Consumer.DoesNotExist
     return consumer
